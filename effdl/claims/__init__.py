@@ -1,0 +1,32 @@
+"""The reproduction ledger: published claims re-measured on this machine.
+
+`effdl.claims.show("id")` measures one claim and returns its row; `effdl reproduce` runs many.
+"""
+
+from effdl.claims.registry import (
+    REGISTRY,
+    Claim,
+    Outcome,
+    claim,
+    exact,
+    not_comparable,
+    register,
+    within,
+    within_points,
+)
+from effdl.claims.runner import Result, run, show
+
+__all__ = [
+    "REGISTRY",
+    "Claim",
+    "Outcome",
+    "Result",
+    "claim",
+    "exact",
+    "not_comparable",
+    "register",
+    "run",
+    "show",
+    "within",
+    "within_points",
+]

@@ -1,0 +1,188 @@
+"""Run claims and report them as a table, JSON or markdown. Start with `run`.
+
+The JSON layout is read by scripts and CI, so its keys are stable:
+`{"machine": {...}, "claims": [{"id", "source", "statement", "published", "measured",
+"verdict", "reason", "seconds"}]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from effdl.claims.registry import REGISTRY, Claim, Outcome
+
+
+@dataclass
+class Result:
+    """One ledger row: the claim's published figures beside what was measured here."""
+
+    id: str
+    source: str
+    statement: str
+    published: dict
+    measured: dict
+    verdict: str
+    reason: str
+    seconds: float
+
+    def _repr_markdown_(self) -> str:
+        return to_markdown([self])
+
+    def __str__(self) -> str:
+        return format_table([self])
+
+
+def select(ids: Sequence[str] | None = None, quick: bool = False) -> list[Claim]:
+    """Return the claims to run: those named in `ids` (in that order) or all, quick ones only
+    if `quick`."""
+    load_pillars()
+    if ids:
+        unknown = [i for i in ids if i not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown claim ids {unknown}; registered: {sorted(REGISTRY)}")
+        chosen = [REGISTRY[i] for i in ids]
+    else:
+        chosen = list(REGISTRY.values())
+    return [c for c in chosen if c.quick or not quick]
+
+
+def run_claim(claim: Claim) -> Result:
+    """Return the `Result` of measuring one claim; a crash becomes an "error" row."""
+    start = time.perf_counter()
+    try:
+        measured = dict(claim.measure())
+        note = str(measured.pop("note", ""))
+        outcome = claim.verdict(claim.published, measured)
+        reason = "; ".join(r for r in (outcome.reason, note) if r)
+        outcome = Outcome(outcome.verdict, reason)
+    except Exception as err:  # the ledger reports a broken measurement rather than stopping
+        measured = {}
+        outcome = Outcome("error", f"{type(err).__name__}: {err}")
+        traceback.print_exc()
+    return Result(
+        claim.id,
+        claim.source,
+        claim.statement,
+        dict(claim.published),
+        _plain(measured),
+        outcome.verdict,
+        outcome.reason,
+        round(time.perf_counter() - start, 2),
+    )
+
+
+def run(
+    ids: Sequence[str] | None = None, quick: bool = False, verbose: bool = True
+) -> list[Result]:
+    """Return the results of running the selected claims, one after another, with progress."""
+    claims = select(ids, quick)
+    results = []
+    for c in tqdm(claims, desc="claims", disable=not verbose):
+        results.append(run_claim(c))
+    return results
+
+
+def show(claim_id: str) -> Result:
+    """Return the ledger row of one claim, measured now; notebooks display it as a table."""
+    return run_claim(select([claim_id])[0])
+
+
+def machine() -> dict:
+    """Return a description of this machine for the JSON report."""
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def to_json(results: Iterable[Result]) -> str:
+    """Return the stable JSON report of `results`."""
+    return json.dumps({"machine": machine(), "claims": [asdict(r) for r in results]}, indent=2)
+
+
+def format_table(results: Iterable[Result]) -> str:
+    """Return a plain-text table: claim, source, published, measured here, verdict."""
+    rows = [
+        (r.id, r.source, _figures(r.published), _figures(r.measured, r.published), _verdict(r))
+        for r in results
+    ]
+    header = ("claim", "source", "published", "measured here", "verdict")
+    widths = [min(48, max(len(str(x)) for x in col)) for col in zip(header, *rows, strict=False)]
+    lines = [_row(header, widths), _row(["-" * w for w in widths], widths)]
+    lines += [_row(row, widths) for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(results: Iterable[Result]) -> str:
+    """Return the same table as markdown, with statements."""
+    lines = [
+        "| claim | source | statement | published | measured here | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cells = [
+            r.id,
+            r.source,
+            r.statement,
+            _figures(r.published),
+            _figures(r.measured, r.published),
+            _verdict(r),
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_reports(results: list[Result], json_path: str | None, markdown_path: str | None) -> None:
+    """Write the JSON and/or markdown report files."""
+    if json_path:
+        Path(json_path).write_text(to_json(results) + "\n")
+    if markdown_path:
+        Path(markdown_path).write_text(to_markdown(results) + "\n")
+
+
+def load_pillars() -> None:
+    """Import every pillar module so that its claims are registered."""
+    from effdl.claims import architectures, foundations  # noqa: F401
+
+
+def _figures(figures: dict, order: dict | None = None) -> str:
+    keys = list(order) if order else list(figures)
+    keys += [k for k in figures if k not in keys]
+    return ", ".join(f"{k}={_num(figures[k])}" for k in keys if k in figures)
+
+
+def _num(value) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+
+def _verdict(result: Result) -> str:
+    return f"{result.verdict}: {result.reason}" if result.reason else result.verdict
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _plain(figures: dict) -> dict:
+    """Numbers as JSON-friendly Python scalars (numpy and torch scalars become float/int)."""
+    out = {}
+    for key, value in figures.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        out[key] = value
+    return out

@@ -1,0 +1,199 @@
+"""The footprint of a model: parameters, MACs, serialized size and CPU latency, and the Pareto
+front of a set of models over any of those metrics.
+
+Every figure stands on torch's own tools: `FlopCounterMode` for MACs (FLOPs / 2),
+`torch.save` for size and `torch.utils.benchmark.Timer` for latency. Start with `profile`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+_DIRECTIONS = ("min", "max")
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Return the number of parameters (scalars) of `model`.
+
+    Source: the usual definition, as in torchvision's `num_params` weight metadata.
+    """
+    _check_module(model)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> int:
+    """Return the multiply-accumulate count of one forward pass on an input of `input_shape`.
+
+    `input_shape` includes the batch dimension, e.g. (1, 3, 224, 224), or is an example tensor.
+    MACs are half the FLOPs that `torch.utils.flop_counter.FlopCounterMode` counts; like
+    torchvision's `_ops` metadata they cover convolutions, matrix products and attention, not
+    element-wise work (activations, normalisation, pooling).
+
+    Source: torch.utils.flop_counter; torchvision weights metadata (`_ops`, in G mult-adds).
+    """
+    _check_module(model)
+    x = _example_input(input_shape)
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    except Exception as err:  # any failure here means the counter could not trace the model
+        raise ValueError(
+            f"FlopCounterMode could not trace {type(model).__name__} on input shape "
+            f"{tuple(x.shape)}: {type(err).__name__}: {err}. count_macs needs a model whose "
+            "forward runs on one tensor of that shape."
+        ) from err
+    finally:
+        model.train(was_training)
+    flops = counter.get_total_flops()
+    if flops == 0 and count_params(model) > 0:
+        raise ValueError(
+            f"FlopCounterMode counted no multiply-adds in {type(model).__name__}, which has "
+            "parameters: its operations are not among those torch's flop counter knows "
+            "(matmul, linear, convolution, attention). Count it by hand or rewrite it with those."
+        )
+    return flops // 2
+
+
+def serialized_size(model: nn.Module) -> int:
+    """Return the size in bytes of `model`'s state_dict as `torch.save` writes it.
+
+    Source: torch.save documentation.
+    """
+    _check_module(model)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+@dataclass(frozen=True)
+class Latency:
+    """CPU latency of one forward pass: median and interquartile range, in milliseconds."""
+
+    median_ms: float
+    iqr_ms: float
+    runs: int
+    threads: int
+
+
+def cpu_latency(
+    model: nn.Module,
+    input_shape: Sequence[int] | torch.Tensor,
+    *,
+    threads: int = 1,
+    min_run_time: float = 0.2,
+    warmup: int = 3,
+) -> Latency:
+    """Return the CPU latency of one forward pass of `model` in eval mode without autograd.
+
+    Warms up `warmup` times, fixes the thread count, then lets `Timer.blocked_autorange` pick
+    the number of runs within `min_run_time` seconds; reports the median over those blocks.
+
+    Source: torch.utils.benchmark documentation ("Timer", "blocked_autorange").
+    """
+    _check_module(model)
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    if min_run_time <= 0:
+        raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time}")
+    x = _example_input(input_shape)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                model(x)
+            timer = benchmark.Timer(
+                stmt="model(x)",
+                globals={"model": model, "x": x},
+                num_threads=threads,
+                setup="import torch; torch.set_grad_enabled(False)",
+            )
+            result = timer.blocked_autorange(min_run_time=min_run_time)
+    finally:
+        model.train(was_training)
+    return Latency(
+        median_ms=result.median * 1e3,
+        iqr_ms=result.iqr * 1e3,
+        runs=len(result.times),
+        threads=threads,
+    )
+
+
+def profile(
+    model: nn.Module, input_shape: Sequence[int], *, latency: bool = True, threads: int = 1
+) -> dict[str, float]:
+    """Return a model's footprint: params, MACs, size in bytes and (optionally) latency in ms.
+
+    MACs and latency are for one sample: `input_shape` excludes the batch dimension.
+
+    Source: the footprint metrics of Menghani 2021 (source 001: size, latency, compute).
+    """
+    shape = (1, *input_shape)
+    row = {
+        "params": count_params(model),
+        "macs": count_macs(model, shape),
+        "size_bytes": serialized_size(model),
+    }
+    if latency:
+        row["latency_ms"] = cpu_latency(model, shape, threads=threads).median_ms
+    return row
+
+
+def pareto_front(points: Sequence[Mapping[str, float]], objectives: Mapping[str, str]) -> list[int]:
+    """Return the indices of the points that no other point dominates, in input order.
+
+    `objectives` maps each metric (two or three, or more) to "min" or "max". A point dominates
+    another if it is at least as good in every objective and strictly better in one.
+
+    Source: Menghani 2021, "Efficient Deep Learning" survey, section 1 (Pareto-optimality).
+    """
+    if not isinstance(objectives, Mapping) or len(objectives) < 1:
+        raise ValueError(f"objectives must map metric names to 'min' or 'max', got {objectives!r}")
+    for metric, direction in objectives.items():
+        if direction not in _DIRECTIONS:
+            raise ValueError(
+                f"objectives[{metric!r}] must be one of {_DIRECTIONS}, got {direction!r}"
+            )
+    for i, point in enumerate(points):
+        missing = [m for m in objectives if m not in point]
+        if missing:
+            raise ValueError(f"points[{i}] lacks metrics {missing}; it has {sorted(point)}")
+    # Flip "max" metrics so that smaller is better everywhere.
+    signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
+    values = np.array([[float(p[m]) for m in objectives] for p in points]).reshape(len(points), -1)
+    values = values * signs
+    front = []
+    for i, v in enumerate(values):
+        no_worse = np.all(values <= v, axis=1)
+        better = np.any(values < v, axis=1)
+        if not np.any(no_worse & better):
+            front.append(i)
+    return front
+
+
+def _check_module(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
+def _example_input(input_shape: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    if isinstance(input_shape, torch.Tensor):
+        return input_shape
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(
+            f"input_shape must be a tuple of positive ints including the batch dimension, "
+            f"got {input_shape!r}"
+        )
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))

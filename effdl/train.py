@@ -1,0 +1,136 @@
+"""One small training loop for the whole kit: `fit` trains a classifier for a number of epochs
+and calls a hook after each, which is how early stopping, median stopping and Hyperband watch
+a run; `evaluate` measures loss and accuracy on a loader. Start with `fit`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+#: An epoch hook gets the epoch's record and returns True to stop training.
+EpochHook = Callable[[dict[str, float]], bool | None]
+
+
+@dataclass
+class History:
+    """Per-epoch records of a `fit` run; each a dict with epoch, losses, accuracies, lr, seconds."""
+
+    records: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [r[key] for r in self.records if key in r]
+
+    @property
+    def last(self) -> dict[str, float]:
+        """Return the last epoch's record."""
+        return self.records[-1] if self.records else {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None = None,
+    *,
+    epochs: int = 10,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-2,
+    schedule: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    on_epoch: EpochHook | None = None,
+    verbose: bool = True,
+) -> History:
+    """Return the `History` of training `model` for `epochs` epochs on `train_loader`.
+
+    The optimizer defaults to Adam with learning rate `lr`; `schedule` builds a learning-rate
+    scheduler from the optimizer and is stepped once per epoch. After each epoch the model is
+    evaluated on `val_loader` (if given) and `on_epoch(record)` is called; a True return stops
+    training. `seed` fixes dropout and the loader's shuffling order where it draws from
+    torch's global generator, and is restored afterwards.
+
+    Source: the standard mini-batch SGD loop (Goodfellow et al. 2016, section 8.1.3).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if optimizer is None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = schedule(optimizer) if schedule is not None else None
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    history = History()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not verbose, leave=False):
+            start = time.perf_counter()
+            train_loss, train_acc = _train_one_epoch(model, train_loader, optimizer, loss_fn)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            if scheduler is not None:
+                scheduler.step()
+            if val_loader is not None:
+                val = evaluate(model, val_loader, loss_fn)
+                record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
+            record["seconds"] = time.perf_counter() - start
+            history.records.append(record)
+            if on_epoch is not None and on_epoch(record):
+                history.stopped_early = epoch < epochs
+                break
+    return history
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """Return mean loss and accuracy of `model` on `loader`, in eval mode.
+
+    Source: the usual top-1 accuracy.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    was_training = model.training
+    model.eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    try:
+        for x, y in loader:
+            logits = model(x)
+            total_loss += float(loss_fn(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("loader yielded no samples")
+    return {"loss": total_loss / seen, "accuracy": correct / seen}
+
+
+def _train_one_epoch(model, loader, optimizer, loss_fn) -> tuple[float, float]:
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return total_loss / seen, correct / seen
