@@ -165,9 +165,11 @@ def _figures(figures: dict, order: dict | None = None) -> str:
 
 
 def _num(value) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.4g}"
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{int(value):,}" if value.is_integer() else f"{value:.4g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _verdict(result: Result) -> str:

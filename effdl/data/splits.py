@@ -76,6 +76,7 @@ def split_train_val(
 
     Source: standard hold-out validation.
     """
+    check_fraction("val_fraction", val_fraction)
     train, val, _ = _partition(x, y, (1.0 - val_fraction, val_fraction, 0.0), seed)
     return train, val
 
@@ -87,6 +88,7 @@ def split_three_ways(
 
     Source: standard hold-out validation.
     """
+    check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction, allow_zero=False)
     return _partition(x, y, (1.0 - val_fraction - test_fraction, val_fraction, test_fraction), seed)
 
