@@ -8,13 +8,13 @@ Every figure stands on torch's own tools: `FlopCounterMode` for MACs (FLOPs / 2)
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 _DIRECTIONS = ("min", "max")
@@ -78,7 +78,8 @@ def serialized_size(model: nn.Module) -> int:
 
 @dataclass(frozen=True)
 class Latency:
-    """CPU latency of one forward pass: median and interquartile range, in milliseconds."""
+    """CPU latency of one forward pass: median and interquartile range over timing blocks, in
+    milliseconds, and the total number of forward passes timed."""
 
     median_ms: float
     iqr_ms: float
@@ -113,7 +114,7 @@ def cpu_latency(
         with torch.no_grad():
             for _ in range(warmup):
                 model(x)
-            timer = benchmark.Timer(
+            timer = _benchmark().Timer(
                 stmt="model(x)",
                 globals={"model": model, "x": x},
                 num_threads=threads,
@@ -125,7 +126,7 @@ def cpu_latency(
     return Latency(
         median_ms=result.median * 1e3,
         iqr_ms=result.iqr * 1e3,
-        runs=len(result.times),
+        runs=len(result.times) * result.number_per_run,
         threads=threads,
     )
 
@@ -180,6 +181,19 @@ def pareto_front(points: Sequence[Mapping[str, float]], objectives: Mapping[str,
         if not np.any(no_worse & better):
             front.append(i)
     return front
+
+
+def _benchmark():
+    # torch.utils.benchmark imports cpp_extension, which logs a warning when a CUDA build of
+    # torch finds no CUDA runtime; on a CPU machine that is expected, so keep it quiet.
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    return benchmark
 
 
 def _check_module(model: object) -> None:

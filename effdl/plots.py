@@ -46,6 +46,7 @@ def plot_pareto(
         ax.annotate(label, (xs[i], ys[i]), textcoords="offset points", xytext=(5, 5))
     if log_x:
         ax.set_xscale("log")
+    ax.margins(x=0.12, y=0.1)  # room for the labels of the extreme points
     ax.set_xlabel(f"{x} ({'lower' if directions[x] == 'min' else 'higher'} is better)")
     ax.set_ylabel(f"{y} ({'lower' if directions[y] == 'min' else 'higher'} is better)")
     ax.set_title(title or f"{y} vs {x}")
@@ -75,3 +76,71 @@ def plot_curves(
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_depth_multiplier(
+    measured: Sequence[Mapping[str, float]],
+    published: Sequence[Mapping[str, float]] | None = None,
+) -> Figure:
+    """Return three panels: mult-adds and params against the width multiplier alpha (at 224)
+    and mult-adds against the input resolution (at alpha 1), measured beside published.
+
+    Rows carry "alpha", "resolution", "params_M" and "madds_M", as
+    `effdl.models.mobilenet.mobilenet_v1_costs` returns them; `published` rows (for example
+    `MOBILENET_V1_PUBLISHED`) are drawn as crosses, those with "separable" 0 left out. Dashed
+    lines show the alpha^2 and rho^2 laws scaled from the measured alpha = 1, 224 point.
+
+    Source: Howard et al. 2017, "MobileNets", Tables 6 and 7 and eq. 7.
+    """
+    fig = Figure(figsize=(12, 3.6))
+    ax_alpha, ax_params, ax_rho = fig.subplots(1, 3)
+    published = [p for p in (published or []) if p.get("separable", 1)]
+    alpha, rho = ("alpha", "width multiplier alpha"), ("resolution", "input resolution (pixels)")
+    panels = (
+        (ax_alpha, _width_sweep, alpha, ("madds_M", "mult-adds (M)")),
+        (ax_params, _width_sweep, alpha, ("params_M", "params (M)")),
+        (ax_rho, _resolution_sweep, rho, ("madds_M", "mult-adds (M)")),
+    )
+    base = next((r for r in measured if r["alpha"] == 1.0 and r["resolution"] == 224), None)
+    for ax, select, (x, xlabel), (y, ylabel) in panels:
+        rows = select(measured)
+        xs = [r[x] for r in rows]
+        ax.plot(xs, [r[y] for r in rows], "o-", color="tab:blue", label="measured here")
+        if published:
+            ref = select(published)
+            ax.plot(
+                [r[x] for r in ref],
+                [r[y] for r in ref],
+                "x",
+                color="black",
+                ms=9,
+                label="Howard et al. 2017",
+            )
+        if base is not None and xs:
+            # Eq. 7: cost grows with the square of both multipliers (the FC layer aside).
+            scale = 1.0 if x == "alpha" else 224.0
+            law = "alpha^2" if x == "alpha" else "rho^2"
+            ax.plot(
+                xs,
+                [base[y] * (v / scale) ** 2 for v in xs],
+                "--",
+                color="0.5",
+                label=f"{law} law",
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize="small")
+    ax_alpha.set_title("cost vs width (224x224)")
+    ax_params.set_title("params vs width")
+    ax_rho.set_title("cost vs resolution (alpha 1)")
+    fig.tight_layout()
+    return fig
+
+
+def _width_sweep(rows: Sequence[Mapping[str, float]]) -> list[Mapping[str, float]]:
+    return sorted((r for r in rows if r["resolution"] == 224), key=lambda r: r["alpha"])
+
+
+def _resolution_sweep(rows: Sequence[Mapping[str, float]]) -> list[Mapping[str, float]]:
+    return sorted((r for r in rows if r["alpha"] == 1.0), key=lambda r: r["resolution"])

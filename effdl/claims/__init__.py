@@ -14,7 +14,7 @@ from effdl.claims.registry import (
     within,
     within_points,
 )
-from effdl.claims.runner import Result, run, show
+from effdl.claims.runner import Result, judge, run, show
 
 __all__ = [
     "REGISTRY",
@@ -23,6 +23,7 @@ __all__ = [
     "Result",
     "claim",
     "exact",
+    "judge",
     "not_comparable",
     "register",
     "run",

@@ -11,7 +11,7 @@ import json
 import platform
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,11 +54,14 @@ def select(ids: Sequence[str] | None = None, quick: bool = False) -> list[Claim]
     return [c for c in chosen if c.quick or not quick]
 
 
-def run_claim(claim: Claim) -> Result:
-    """Return the `Result` of measuring one claim; a crash becomes an "error" row."""
+def run_claim(claim: Claim, measure: Callable[[], dict] | None = None) -> Result:
+    """Return the `Result` of measuring one claim; a crash becomes an "error" row.
+
+    `measure` replaces the claim's own measurement (see `judge`).
+    """
     start = time.perf_counter()
     try:
-        measured = dict(claim.measure())
+        measured = dict((measure or claim.measure)())
         note = str(measured.pop("note", ""))
         outcome = claim.verdict(claim.published, measured)
         reason = "; ".join(r for r in (outcome.reason, note) if r)
@@ -93,6 +96,13 @@ def run(
 def show(claim_id: str) -> Result:
     """Return the ledger row of one claim, measured now; notebooks display it as a table."""
     return run_claim(select([claim_id])[0])
+
+
+def judge(claim_id: str, measured: dict, note: str = "") -> Result:
+    """Return the ledger row of a claim for figures measured elsewhere, e.g. a notebook's
+    reduced run, judged by the claim's own verdict rule; `note` says how they were measured."""
+    figures = {**measured, "note": note} if note else dict(measured)
+    return run_claim(select([claim_id])[0], measure=lambda: figures)
 
 
 def machine() -> dict:

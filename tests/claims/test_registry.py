@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from effdl.claims import REGISTRY, Claim, Outcome, exact, not_comparable, within, within_points
+from effdl.claims import (
+    REGISTRY,
+    Claim,
+    Outcome,
+    exact,
+    judge,
+    not_comparable,
+    within,
+    within_points,
+)
 from effdl.claims.runner import format_table, run_claim, select, to_json, to_markdown
 
 
@@ -93,3 +102,9 @@ def test_fc_vs_conv_reproduces_the_source():
     assert (
         result.measured["fc_connections"] == 100 * 100 * 3 and result.measured["conv_params"] == 75
     )
+
+
+def test_judge_applies_the_claims_own_rule_to_given_figures():
+    row = judge("fc-vs-conv", {"fc_connections": 30_000, "conv_params": 76}, note="by hand")
+    assert row.verdict == "differs" and "conv_params: 76 vs 75" in row.reason
+    assert row.reason.endswith("by hand")
