@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
-from effdl.claims.registry import claim, exact
-from effdl.models.conv import fc_vs_conv_params
+from collections.abc import Mapping
+
+import torch
+import torchvision
+from torch import nn
+
+from effdl.claims.registry import Figures, Outcome, VerdictRule, claim, exact, within
+from effdl.measure import count_macs, count_params
+from effdl.models.conv import (
+    fc_vs_conv_params,
+    separable_conv,
+    separable_cost_ratio,
+    standard_conv,
+)
+from effdl.models.mobilenet import (
+    MOBILENET_V1_PUBLISHED,
+    mobilenet_v1,
+    mobilenet_v1_costs,
+    mobilenet_v2,
+)
 
 
 @claim(
@@ -15,3 +33,193 @@ from effdl.models.conv import fc_vs_conv_params
 )
 def measure_fc_vs_conv() -> dict:
     return fc_vs_conv_params((100, 100, 3), kernel_size=5)
+
+
+# --- depthwise-separable convolution and MobileNet v1 / v2 -----------------------------------
+
+#: Worst-first order of the verdicts a combined rule reports.
+_SEVERITY = ("error", "differs", "not-comparable", "close", "reproduced")
+
+
+def _per_figure(rules: Mapping[str, VerdictRule]) -> VerdictRule:
+    """Return a rule that judges each group of figures by its own rule; the worst verdict wins.
+
+    `rules` maps a figure's key to the rule that judges it; the rule under "*" judges every
+    figure not named.
+    """
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        outcomes = []
+        for name, sub_rule in rules.items():
+            keys = [k for k in published if k == name or (name == "*" and k not in rules)]
+            if keys:
+                outcomes.append(sub_rule({k: published[k] for k in keys}, measured))
+        worst = min(outcomes, key=lambda o: _SEVERITY.index(o.verdict))
+        reasons = "; ".join(o.reason for o in outcomes if o.reason)
+        return Outcome(worst.verdict, reasons)
+
+    return rule
+
+
+def _within_printed(rel: float, printed_unit: Mapping[str, float]) -> VerdictRule:
+    """Return a rule: reproduced if every figure is within `rel` relative error plus half the
+    unit the paper prints it to (so a figure rounded to 0.1M is not held to 2% of 0.5M), close
+    within 3 times that, else differs. `printed_unit` maps a key suffix to its unit."""
+
+    def allowed(key: str, want: float) -> float:
+        unit = next((u for suffix, u in printed_unit.items() if key.endswith(suffix)), 0.0)
+        return rel * abs(want) + unit / 2
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        missing = [k for k in published if k not in measured]
+        if missing:
+            return Outcome("differs", f"measurement lacks {missing}")
+        score = {k: abs(float(measured[k]) - p) / allowed(k, p) for k, p in published.items()}
+        worst = max(score, key=score.get)
+        describe = (
+            f"worst {worst}: {float(measured[worst]):g} vs {published[worst]:g} "
+            f"(allowed +-{allowed(worst, published[worst]):.3g})"
+        )
+        if all(s <= 1 for s in score.values()):
+            return Outcome("reproduced", "")
+        if all(s <= 3 for s in score.values()):
+            return Outcome("close", f"within 3x the allowed gap, not 1x; {describe}")
+        return Outcome("differs", f"beyond 3x the allowed gap; {describe}")
+
+    return rule
+
+
+def _published_v1(alpha: float, resolution: int, separable: int = 1) -> dict[str, float]:
+    for row in MOBILENET_V1_PUBLISHED:
+        if (row["alpha"], row["resolution"], row["separable"]) == (alpha, resolution, separable):
+            return row
+    raise KeyError((alpha, resolution, separable))
+
+
+@claim(
+    "separable-cost",
+    source="000 Efficient Architectures; Howard et al. 2017 Table 4",
+    statement="MobileNet v1 224x224: 4.2M params, 569M mult-adds; with full convolutions "
+    "29.3M params, 4866M mult-adds",
+    published={
+        "params_M": _published_v1(1.0, 224)["params_M"],
+        "madds_M": _published_v1(1.0, 224)["madds_M"],
+        "conv_params_M": _published_v1(1.0, 224, separable=0)["params_M"],
+        "conv_madds_M": _published_v1(1.0, 224, separable=0)["madds_M"],
+    },
+    verdict=within(0.02),
+)
+def measure_separable_cost() -> dict:
+    shape = (1, 3, 224, 224)
+    separable_net, conv_net = mobilenet_v1(), mobilenet_v1(separable=False)
+    figures = {
+        "params_M": count_params(separable_net) / 1e6,
+        "madds_M": count_macs(separable_net, shape) / 1e6,
+        "conv_params_M": count_params(conv_net) / 1e6,
+        "conv_madds_M": count_macs(conv_net, shape) / 1e6,
+        "params_M_conv_and_fc_only": _conv_and_linear_params(separable_net) / 1e6,
+    }
+    figures["network_madds_ratio"] = figures["madds_M"] / figures["conv_madds_M"]
+    # One layer of the 14x14 stage (M = N = 512, Dk = 3), where the closed form should be exact.
+    channels, size, kernel = 512, 14, 3
+    layer_input = (1, channels, size, size)
+    figures["layer_ratio_closed_form"] = separable_cost_ratio(channels, kernel)
+    figures["layer_ratio_measured"] = count_macs(
+        separable_conv(channels, channels, kernel), layer_input
+    ) / count_macs(standard_conv(channels, channels, kernel), layer_input)
+    figures["note"] = (
+        "params count BatchNorm's scale and shift (as torch and torchvision do); without them "
+        f"{figures['params_M_conv_and_fc_only']:.3f}M. Mult-adds cover convolutions and the FC "
+        "layer, as the paper's Table 2 does. The separable net costs "
+        f"{1 / figures['network_madds_ratio']:.1f}x fewer mult-adds (paper: 8-9x); one "
+        f"512->512 3x3 layer measures {figures['layer_ratio_measured']:.5f} of the standard "
+        f"cost, the closed form 1/N + 1/Dk^2 gives {figures['layer_ratio_closed_form']:.5f}"
+    )
+    return figures
+
+
+_MULTIPLIERS = (0.75, 0.5, 0.25)
+_RESOLUTIONS = (192, 160, 128)
+
+
+@claim(
+    "depth-multiplier",
+    source="Howard et al. 2017 Tables 6 and 7",
+    statement="MobileNet v1 width multiplier 0.75/0.5/0.25: 325/149/41M mult-adds, "
+    "2.6/1.3/0.5M params; resolution 192/160/128: 418/290/186M mult-adds",
+    published={
+        **{f"alpha{a}_madds_M": _published_v1(a, 224)["madds_M"] for a in _MULTIPLIERS},
+        **{f"alpha{a}_params_M": _published_v1(a, 224)["params_M"] for a in _MULTIPLIERS},
+        **{f"rho{r}_madds_M": _published_v1(1.0, r)["madds_M"] for r in _RESOLUTIONS},
+    },
+    # 2% as for separable-cost, plus half the printed unit: params are printed to 0.1M, so the
+    # 0.5M of alpha 0.25 stands for anything in 0.45..0.55M, and mult-adds to 1M.
+    verdict=_within_printed(0.02, {"_params_M": 0.1, "_madds_M": 1.0}),
+)
+def measure_depth_multiplier() -> dict:
+    rows = mobilenet_v1_costs((1.0, *_MULTIPLIERS), (224, *_RESOLUTIONS))
+    figures: dict = {}
+    for row in rows:
+        if row["resolution"] == 224 and row["alpha"] != 1.0:
+            figures[f"alpha{row['alpha']}_madds_M"] = row["madds_M"]
+            figures[f"alpha{row['alpha']}_params_M"] = row["params_M"]
+        elif row["alpha"] == 1.0 and row["resolution"] != 224:
+            figures[f"rho{row['resolution']}_madds_M"] = row["madds_M"]
+    smallest = figures["alpha0.25_params_M"]
+    figures["note"] = (
+        "judged within 2% plus half the paper's printed unit (0.1M params, 1M mult-adds): "
+        f"alpha 0.25 measures {smallest:.3f}M params, "
+        f"{abs(smallest - 0.5) / 0.5:.0%} under the printed 0.5M, which is that figure rounded "
+        "to 0.1M; mult-adds scale as alpha^2 and rho^2 (eq. 7) except the FC layer's 1M"
+    )
+    return figures
+
+
+@claim(
+    "mobilenet-v2",
+    source="Sandler et al. 2018 Table 2; torchvision MobileNet_V2_Weights metadata",
+    statement="MobileNet v2 (width 1.0, 224x224): 3,504,872 params, 0.301 G mult-adds; our "
+    "builder loads torchvision's state_dict",
+    published={"params": 3_504_872, "madds_G": 0.301, "loads_torchvision_state_dict": 1},
+    # Parameter count and loading must be exact; torchvision prints _ops to three decimals.
+    verdict=_per_figure({"madds_G": within(0.01), "*": exact()}),
+)
+def measure_mobilenet_v2() -> dict:
+    shape = (1, 3, 224, 224)
+    ours, reference = mobilenet_v2(), torchvision.models.mobilenet_v2(weights=None)
+    try:
+        ours.load_state_dict(reference.state_dict(), strict=True)
+        loads = 1
+    except RuntimeError:  # missing, unexpected or mis-shaped keys
+        loads = 0
+    macs, reference_macs = count_macs(ours, shape), count_macs(reference, shape)
+    figures = {
+        "params": count_params(ours),
+        "madds_G": macs / 1e9,
+        "loads_torchvision_state_dict": loads,
+        "torchvision_madds_G": reference_macs / 1e9,
+    }
+    note = (
+        f"our builder: {macs:,} mult-adds, torchvision's model counted the same way: "
+        f"{reference_macs:,}; torchvision's _ops 0.301 is that figure to three decimals"
+    )
+    if loads:
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        ours.eval()
+        reference.eval()
+        with torch.no_grad():
+            figures["max_abs_output_gap"] = float((ours(x) - reference(x)).abs().max())
+        note += (
+            ". After a strict state_dict load the logits differ by at most "
+            f"{figures['max_abs_output_gap']:.2g}"
+        )
+    return {**figures, "note": note}
+
+
+def _conv_and_linear_params(model: nn.Module) -> int:
+    return sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+        for p in m.parameters(recurse=False)
+    )

@@ -1,4 +1,5 @@
-"""Model families, one module each: baselines (logistic regression, MLP, CNN, GRU) first."""
+"""Model families, one module each: the mnist1d baselines, convolutions and MobileNets,
+attention and the Transformer."""
 
 from effdl.models.baselines import (
     BASELINES,
@@ -7,6 +8,19 @@ from effdl.models.baselines import (
     GRUNet,
     LogisticRegression,
     make_baseline,
+    train_baselines,
 )
+from effdl.models.mobilenet import InvertedResidual, mobilenet_v1, mobilenet_v2
 
-__all__ = ["BASELINES", "MLP", "ConvNet1d", "GRUNet", "LogisticRegression", "make_baseline"]
+__all__ = [
+    "BASELINES",
+    "MLP",
+    "ConvNet1d",
+    "GRUNet",
+    "InvertedResidual",
+    "LogisticRegression",
+    "make_baseline",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "train_baselines",
+]
