@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     rep.add_argument("--json", metavar="FILE", help="write the JSON report here")
     rep.add_argument("--markdown", metavar="FILE", help="write the markdown report here")
-    rep.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    rep.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: fastest for small models)"
+    )
     rep.set_defaults(run=_reproduce)
 
     course = sub.add_parser("course", help="instructor tools for the lecture notebooks")

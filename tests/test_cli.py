@@ -30,3 +30,24 @@ def test_console_script_is_installed():
     )
     info = json.loads(completed.stdout)
     assert "mnist1d-baselines" in info["claims"] and info["effdl"]
+
+
+def test_course_student_writes_every_lesson(tmp_path, capsys):
+    from pathlib import Path
+
+    course = Path(__file__).resolve().parents[1] / "course"
+    assert main(["course", "student", str(course), str(tmp_path)]) == 0
+    written = capsys.readouterr().out.split()
+    assert sorted(Path(p).name for p in written) == sorted(p.name for p in course.glob("*.ipynb"))
+
+
+def test_course_student_refuses_a_notebook_without_nbgrader_metadata(tmp_path, capsys):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    src = tmp_path / "src"
+    src.mkdir()
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), src / "plain.ipynb")
+    assert main(["course", "student", str(src), str(tmp_path / "dst")]) == 2
+    err = capsys.readouterr().err
+    assert "plain.ipynb" in err and "nbgrader" in err
