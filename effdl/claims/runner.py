@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import textwrap
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -124,15 +125,43 @@ def to_json(results: Iterable[Result]) -> str:
 
 
 def format_table(results: Iterable[Result]) -> str:
-    """Return a plain-text table: claim, source, published, measured here, verdict."""
-    rows = [
-        (r.id, r.source, _figures(r.published), _figures(r.measured, r.published), _verdict(r))
-        for r in results
-    ]
+    """Return a plain-text table: claim, source, published, measured here, verdict.
+
+    The table keeps to the published figures, one per line; the reasons for each verdict and
+    any extra figures follow the table as numbered notes.
+    """
+    results = list(results)
     header = ("claim", "source", "published", "measured here", "verdict")
-    widths = [min(48, max(len(str(x)) for x in col)) for col in zip(header, *rows, strict=False)]
+    rows, notes = [], []
+    for r in results:
+        keys = list(r.published)
+        published = [f"{k}={_num(r.published[k])}" for k in keys]
+        measured = [f"{k}={_num(r.measured[k])}" if k in r.measured else f"{k}=?" for k in keys]
+        extra = {k: v for k, v in r.measured.items() if k not in r.published}
+        verdict = r.verdict
+        if r.reason or extra:
+            notes.append((len(notes) + 1, r.id, r.reason, extra))
+            verdict += f" [{len(notes)}]"
+        for i in range(max(1, len(keys))):
+            first = i == 0
+            rows.append(
+                (
+                    r.id if first else "",
+                    _wrap(r.source, 36) if first else "",
+                    published[i] if i < len(published) else "",
+                    measured[i] if i < len(measured) else "",
+                    verdict if first else "",
+                )
+            )
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     lines = [_row(header, widths), _row(["-" * w for w in widths], widths)]
     lines += [_row(row, widths) for row in rows]
+    for number, claim_id, reason, extra in notes:
+        text = f"[{number}] {claim_id}: {reason}" if reason else f"[{number}] {claim_id}:"
+        if extra:
+            text += f" (also measured: {_figures(extra)})"
+        lines.append("")
+        lines.append(textwrap.fill(text, width=100, subsequent_indent="    "))
     return "\n".join(lines)
 
 
@@ -180,6 +209,10 @@ def _num(value) -> str:
     if isinstance(value, float):
         return f"{int(value):,}" if value.is_integer() else f"{value:.4g}"
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _wrap(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _verdict(result: Result) -> str:
