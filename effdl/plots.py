@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from effdl.measure import pareto_front
@@ -138,9 +139,122 @@ def plot_depth_multiplier(
     return fig
 
 
+def plot_attention_heatmap(
+    weights,
+    *,
+    x_labels: Sequence[str] | None = None,
+    y_labels: Sequence[str] | None = None,
+    xlabel: str = "source position (key)",
+    ylabel: str = "output step (query)",
+    title: str | None = None,
+) -> Figure:
+    """Return a heatmap of a (queries, keys) attention matrix, one row per output step.
+
+    `weights` is a 2-D tensor or array (e.g. `BottleneckResult.example_weights`); labels name
+    the rows and columns (the source and predicted tokens, for example).
+
+    Source: Bahdanau et al. 2015, figure 3 (alignment matrices).
+    """
+    matrix = _as_matrix(weights)
+    rows, cols = matrix.shape
+    fig = Figure(figsize=(1.2 + 0.32 * cols, 1.0 + 0.32 * rows))
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Greys", vmin=0.0, vmax=max(1e-12, float(matrix.max())))
+    for set_ticks, labels, count in (
+        (ax.set_xticks, x_labels, cols),
+        (ax.set_yticks, y_labels, rows),
+    ):
+        set_ticks(range(count), labels=[str(label) for label in (labels or range(count))])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or "attention weights")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_length(
+    lengths: Sequence[int],
+    accuracies: Mapping[str, Sequence[float]],
+    *,
+    chance: float | None = None,
+    ylabel: str = "test accuracy",
+    title: str | None = None,
+) -> Figure:
+    """Return accuracy against sequence length, one line per named model.
+
+    `accuracies` maps a model name to one accuracy per length (e.g.
+    `BottleneckResult.token_accuracy`); `chance`, if given, is drawn as a dotted line.
+
+    Source: Bahdanau et al. 2015, figure 2 (BLEU against sentence length).
+    """
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for name, values in accuracies.items():
+        ax.plot(list(lengths), list(values), "o-", label=name.replace("_", " "))
+    if chance is not None:
+        ax.axhline(chance, color="0.5", linestyle=":", label="chance")
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or f"{ylabel} vs sequence length")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_time_vs_length(
+    lengths: Sequence[int],
+    times_ms: Mapping[str, Sequence[float]],
+    steps: Mapping[str, Sequence[int]] | None = None,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Return forward time against sequence length on log-log axes, one line per layer, and,
+    if `steps` is given, a second panel with each layer's sequential steps.
+
+    Fed by `TimeVsLength`: times {"self-attention": attention_ms, "GRU": rnn_ms}, steps likewise.
+
+    Source: Vaswani et al. 2017, Table 1 (complexity and sequential operations per layer).
+    """
+    fig = Figure(figsize=(11 if steps else 6, 4))
+    axes = fig.subplots(1, 2 if steps else 1)
+    ax_time = axes[0] if steps else axes
+    for name, values in times_ms.items():
+        ax_time.plot(list(lengths), list(values), "o-", label=name)
+    ax_time.set_xscale("log", base=2)
+    ax_time.set_yscale("log")
+    ax_time.set_xlabel("sequence length n")
+    ax_time.set_ylabel("forward time (ms)")
+    ax_time.set_title(title or "one forward pass on CPU")
+    ax_time.grid(True, which="both", alpha=0.3)
+    ax_time.legend(loc="best")
+    if steps:
+        ax_steps = axes[1]
+        for name, values in steps.items():
+            ax_steps.plot(list(lengths), list(values), "o-", label=name)
+        ax_steps.set_xscale("log", base=2)
+        ax_steps.set_yscale("log", base=2)
+        ax_steps.set_xlabel("sequence length n")
+        ax_steps.set_ylabel("sequential steps")
+        ax_steps.set_title("steps that must run one after another")
+        ax_steps.grid(True, which="both", alpha=0.3)
+        ax_steps.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def _width_sweep(rows: Sequence[Mapping[str, float]]) -> list[Mapping[str, float]]:
     return sorted((r for r in rows if r["resolution"] == 224), key=lambda r: r["alpha"])
 
 
 def _resolution_sweep(rows: Sequence[Mapping[str, float]]) -> list[Mapping[str, float]]:
     return sorted((r for r in rows if r["alpha"] == 1.0), key=lambda r: r["resolution"])
+
+
+def _as_matrix(weights) -> np.ndarray:
+    matrix = np.asarray(weights.detach().cpu() if hasattr(weights, "detach") else weights)
+    if matrix.ndim != 2:
+        raise ValueError(f"weights must be a 2-D (queries, keys) matrix, got shape {matrix.shape}")
+    return matrix

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from effdl.data.splits import Splits
@@ -127,14 +128,47 @@ PAPER_LR = 1e-2
 
 
 @dataclass
-class BaselineRun:
-    """A trained baseline with its test accuracy, footprint and training history."""
+class ClassifierRun:
+    """A trained classifier with its test accuracy, footprint and training history."""
 
     name: str
     model: nn.Module
     history: History
     test_accuracy: float
     footprint: dict[str, float]
+
+
+def train_classifier(
+    name: str,
+    model: nn.Module,
+    splits: Splits,
+    loaders: tuple[DataLoader, DataLoader, DataLoader],
+    *,
+    epochs: int,
+    lr: float,
+    seed: int = 0,
+    latency: bool = True,
+    verbose: bool = True,
+) -> ClassifierRun:
+    """Return the `ClassifierRun` of training `model` with Adam on `loaders` (train, val,
+    test), then measuring its test accuracy and footprint; validation runs if `splits` has any.
+
+    Source: the kit's own protocol (effdl.train.fit, then effdl.measure.profile).
+    """
+    train_loader, val_loader, test_loader = loaders
+    has_val = len(splits.val[1]) > 0
+    history = fit(
+        model,
+        train_loader,
+        val_loader if has_val else None,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        verbose=verbose,
+    )
+    accuracy = evaluate(model, test_loader)["accuracy"]
+    footprint = profile(model, splits.input_shape, latency=latency)
+    return ClassifierRun(name, model, history, accuracy, footprint)
 
 
 def train_baselines(
@@ -147,7 +181,7 @@ def train_baselines(
     seed: int = 0,
     latency: bool = True,
     verbose: bool = True,
-) -> dict[str, BaselineRun]:
+) -> dict[str, ClassifierRun]:
     """Return each named baseline trained on `splits` for about `steps` optimizer steps.
 
     Steps are rounded up to whole epochs. Each run reports test accuracy and its footprint
@@ -160,22 +194,20 @@ def train_baselines(
         raise ValueError(f"names must be among {tuple(BASELINES)}, got {unknown}")
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    train_loader, val_loader, test_loader = splits.loaders(batch_size=batch_size, seed=seed)
-    epochs = math.ceil(steps / len(train_loader))
-    has_val = len(splits.val[1]) > 0
+    loaders = splits.loaders(batch_size=batch_size, seed=seed)
+    epochs = math.ceil(steps / len(loaders[0]))
     runs = {}
     for name in tqdm(names, desc="baselines", disable=not verbose):
         model = make_baseline(name, seed=seed)
-        history = fit(
+        runs[name] = train_classifier(
+            name,
             model,
-            train_loader,
-            val_loader if has_val else None,
+            splits,
+            loaders,
             epochs=epochs,
             lr=lr,
             seed=seed,
+            latency=latency,
             verbose=verbose,
         )
-        accuracy = evaluate(model, test_loader)["accuracy"]
-        footprint = profile(model, splits.input_shape, latency=latency)
-        runs[name] = BaselineRun(name, model, history, accuracy, footprint)
     return runs
