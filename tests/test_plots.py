@@ -1,0 +1,33 @@
+from matplotlib.figure import Figure
+
+from effdl.plots import plot_curves, plot_pareto
+
+
+def test_pareto_plot_draws_exactly_the_front():
+    points = [
+        {"macs": 10, "acc": 0.5},
+        {"macs": 20, "acc": 0.4},  # dominated by the first
+        {"macs": 40, "acc": 0.9},
+    ]
+    fig = plot_pareto(points, "macs", "acc", labels=["a", "b", "c"], log_x=True)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    (front_line,) = [line for line in ax.get_lines() if line.get_label() == "Pareto front"]
+    assert list(front_line.get_xdata()) == [10, 40] and list(front_line.get_ydata()) == [0.5, 0.9]
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
+    assert ax.get_xscale() == "log"
+
+
+def test_pareto_plot_respects_directions():
+    points = [{"err": 0.1, "size": 5}, {"err": 0.2, "size": 1}, {"err": 0.3, "size": 6}]
+    fig = plot_pareto(points, "size", "err", directions={"size": "min", "err": "min"})
+    (front_line,) = [line for line in fig.axes[0].get_lines() if line.get_label() == "Pareto front"]
+    assert sorted(front_line.get_xdata()) == [1, 5]
+    assert "lower is better" in fig.axes[0].get_ylabel()
+
+
+def test_curves_one_line_per_series():
+    fig = plot_curves({"train": [0.1, 0.5, 0.7], "val": [0.1, 0.4]}, ylabel="acc")
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["train", "val"]
+    assert list(lines[1].get_xdata()) == [1, 2]
