@@ -39,22 +39,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> i
 
     Source: torch.utils.flop_counter; torchvision weights metadata (`_ops`, in G mult-adds).
     """
-    _check_module(model)
-    x = _example_input(input_shape)
-    counter = FlopCounterMode(display=False)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), counter:
-            model(x)
-    except Exception as err:  # any failure here means the counter could not trace the model
-        raise ValueError(
-            f"FlopCounterMode could not trace {type(model).__name__} on input shape "
-            f"{tuple(x.shape)}: {type(err).__name__}: {err}. count_macs needs a model whose "
-            "forward runs on one tensor of that shape."
-        ) from err
-    finally:
-        model.train(was_training)
+    counter = _run_counter(model, input_shape)
     flops = counter.get_total_flops()
     if flops == 0 and count_params(model) > 0:
         raise ValueError(
@@ -63,6 +48,28 @@ def count_macs(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> i
             "(matmul, linear, convolution, attention). Count it by hand or rewrite it with those."
         )
     return flops // 2
+
+
+def macs_by_module(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> dict[str, int]:
+    """Return the MACs of each leaf module with any, keyed by its `named_modules` name.
+
+    The numbers add up to `count_macs` when all the work happens in leaf modules (layers),
+    which is the case for the kit's models; a paper's per-layer-type table (MobileNet's
+    Table 2) is a sum over these entries.
+
+    Source: torch.utils.flop_counter (per-module counts of FlopCounterMode).
+    """
+    counter = _run_counter(model, input_shape)
+    per_module = counter.get_flop_counts()
+    # FlopCounterMode names a module by the model's class name and its dotted path.
+    prefix = type(model).__name__
+    out = {}
+    for name, module in model.named_modules():
+        if name and not any(True for _ in module.children()):
+            flops = sum(per_module.get(f"{prefix}.{name}", {}).values())
+            if flops:
+                out[name] = flops // 2
+    return out
 
 
 def serialized_size(model: nn.Module) -> int:
@@ -181,6 +188,26 @@ def pareto_front(points: Sequence[Mapping[str, float]], objectives: Mapping[str,
         if not np.any(no_worse & better):
             front.append(i)
     return front
+
+
+def _run_counter(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> FlopCounterMode:
+    _check_module(model)
+    x = _example_input(input_shape)
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    except Exception as err:  # any failure here means the counter could not trace the model
+        raise ValueError(
+            f"FlopCounterMode could not trace {type(model).__name__} on input shape "
+            f"{tuple(x.shape)}: {type(err).__name__}: {err}. count_macs needs a model whose "
+            "forward runs on one tensor of that shape."
+        ) from err
+    finally:
+        model.train(was_training)
+    return counter
 
 
 def _benchmark():

@@ -258,3 +258,45 @@ def _as_matrix(weights) -> np.ndarray:
     if matrix.ndim != 2:
         raise ValueError(f"weights must be a 2-D (queries, keys) matrix, got shape {matrix.shape}")
     return matrix
+
+
+def plot_grouped_bars(
+    values: Mapping[str, Mapping[str, float]],
+    *,
+    ylabel: str,
+    title: str | None = None,
+    log_y: bool = False,
+    reference: float | None = None,
+    fmt: str = "{:.2g}",
+) -> Figure:
+    """Return a grouped bar chart: one group per outer key of `values`, one bar per inner key.
+
+    `values` maps a group (a metric, a layer configuration) to {series: value}; a series keeps
+    its colour in every group, and each bar is labelled with its value formatted by `fmt`.
+    `reference`, if given, is drawn as a dotted horizontal line (1.0 for ratios to a baseline).
+    """
+    groups = list(values)
+    if not groups:
+        raise ValueError("values must name at least one group, got an empty mapping")
+    series = list(dict.fromkeys(name for group in groups for name in values[group]))
+    width = 0.8 / len(series)
+    fig = Figure(figsize=(min(11.0, max(6.0, 0.6 * len(groups) * len(series) + 2.5)), 4))
+    ax = fig.subplots()
+    positions = np.arange(len(groups))
+    for i, name in enumerate(series):
+        heights = [values[group].get(name, np.nan) for group in groups]
+        bars = ax.bar(positions + (i - (len(series) - 1) / 2) * width, heights, width, label=name)
+        ax.bar_label(bars, labels=[fmt.format(h) for h in heights], fontsize="small", padding=2)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", linestyle=":", linewidth=1)
+    ax.set_xticks(positions, labels=groups)
+    if log_y:
+        ax.set_yscale("log")
+    ax.margins(y=0.15)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -7,6 +7,7 @@ from effdl.measure import (
     count_macs,
     count_params,
     cpu_latency,
+    macs_by_module,
     pareto_front,
     profile,
     serialized_size,
@@ -127,3 +128,12 @@ def test_pareto_front_bad_input():
         pareto_front([{"acc": 1}], {"acc": "up"})
     with pytest.raises(ValueError, match=r"points\[0\] lacks metrics \['params'\]"):
         pareto_front([{"acc": 1}], {"acc": "max", "params": "min"})
+
+
+def test_macs_by_module_adds_up_to_the_total():
+    model = torchvision.models.mobilenet_v2(weights=None)
+    per_layer = macs_by_module(model, (1, 3, 224, 224))
+    assert sum(per_layer.values()) == count_macs(model, (1, 3, 224, 224))
+    # The stem: 3 -> 32 channels, 3x3 kernel, 112x112 output.
+    assert per_layer["features.0.0"] == 3 * 32 * 3 * 3 * 112 * 112
+    assert per_layer["classifier.1"] == 1280 * 1000

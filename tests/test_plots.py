@@ -31,3 +31,19 @@ def test_curves_one_line_per_series():
     lines = fig.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["train", "val"]
     assert list(lines[1].get_xdata()) == [1, 2]
+
+
+def test_grouped_bars_one_bar_per_series_and_group():
+    from effdl.plots import plot_grouped_bars
+
+    fig = plot_grouped_bars(
+        {"params": {"standard": 1.0, "separable": 0.13}, "MACs": {"standard": 1.0}},
+        ylabel="ratio",
+        reference=1.0,
+    )
+    ax = fig.axes[0]
+    heights = sorted(
+        round(p.get_height(), 2) for p in ax.patches if p.get_height() == p.get_height()
+    )
+    assert heights == [0.13, 1.0, 1.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["params", "MACs"]
