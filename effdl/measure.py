@@ -34,8 +34,11 @@ def count_macs(model: nn.Module, input_shape: Sequence[int] | torch.Tensor) -> i
 
     `input_shape` includes the batch dimension, e.g. (1, 3, 224, 224), or is an example tensor.
     MACs are half the FLOPs that `torch.utils.flop_counter.FlopCounterMode` counts; like
-    torchvision's `_ops` metadata they cover convolutions, matrix products and attention, not
-    element-wise work (activations, normalisation, pooling).
+    torchvision's `_ops` metadata they cover convolutions and matrix products, not element-wise
+    work (activations, normalisation, pooling). Caveat: in torch 2.14 the counter sees no FLOPs
+    in the fused CPU attention kernels (`F.scaled_dot_product_attention`, and
+    `nn.MultiheadAttention` in eval mode), so a model using them is undercounted; the kit's own
+    attention (`effdl.models.attention`) is written from matmuls and is counted in full.
 
     Source: torch.utils.flop_counter; torchvision weights metadata (`_ops`, in G mult-adds).
     """

@@ -137,3 +137,14 @@ def test_macs_by_module_adds_up_to_the_total():
     # The stem: 3 -> 32 channels, 3x3 kernel, 112x112 output.
     assert per_layer["features.0.0"] == 3 * 32 * 3 * 3 * 112 * 112
     assert per_layer["classifier.1"] == 1280 * 1000
+
+
+def test_fused_attention_kernels_are_invisible_to_the_counter():
+    # Documented caveat of count_macs: if torch starts counting its fused CPU attention, this
+    # test fails and the docstring (and lesson 02's remark) should be updated.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q = torch.randn(1, 4, 16, 8)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert counter.get_total_flops() == 0
