@@ -10,9 +10,11 @@ from effdl.claims.registry import (
     claim,
     exact,
     not_comparable,
+    per_figure,
     register,
     within,
     within_points,
+    within_printed,
 )
 from effdl.claims.runner import Result, judge, run, show
 
@@ -25,9 +27,11 @@ __all__ = [
     "exact",
     "judge",
     "not_comparable",
+    "per_figure",
     "register",
     "run",
     "show",
     "within",
     "within_points",
+    "within_printed",
 ]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 import torchvision
 from torch import nn
 
-from effdl.claims.registry import Figures, Outcome, VerdictRule, claim, exact, within
+from effdl.claims.registry import claim, exact, per_figure, within, within_printed
 from effdl.measure import count_macs, count_params
 from effdl.models.conv import (
     fc_vs_conv_params,
@@ -36,57 +34,6 @@ def measure_fc_vs_conv() -> dict:
 
 
 # --- depthwise-separable convolution and MobileNet v1 / v2 -----------------------------------
-
-#: Worst-first order of the verdicts a combined rule reports.
-_SEVERITY = ("error", "differs", "not-comparable", "close", "reproduced")
-
-
-def _per_figure(rules: Mapping[str, VerdictRule]) -> VerdictRule:
-    """Return a rule that judges each group of figures by its own rule; the worst verdict wins.
-
-    `rules` maps a figure's key to the rule that judges it; the rule under "*" judges every
-    figure not named.
-    """
-
-    def rule(published: Figures, measured: Figures) -> Outcome:
-        outcomes = []
-        for name, sub_rule in rules.items():
-            keys = [k for k in published if k == name or (name == "*" and k not in rules)]
-            if keys:
-                outcomes.append(sub_rule({k: published[k] for k in keys}, measured))
-        worst = min(outcomes, key=lambda o: _SEVERITY.index(o.verdict))
-        reasons = "; ".join(o.reason for o in outcomes if o.reason)
-        return Outcome(worst.verdict, reasons)
-
-    return rule
-
-
-def _within_printed(rel: float, printed_unit: Mapping[str, float]) -> VerdictRule:
-    """Return a rule: reproduced if every figure is within `rel` relative error plus half the
-    unit the paper prints it to (so a figure rounded to 0.1M is not held to 2% of 0.5M), close
-    within 3 times that, else differs. `printed_unit` maps a key suffix to its unit."""
-
-    def allowed(key: str, want: float) -> float:
-        unit = next((u for suffix, u in printed_unit.items() if key.endswith(suffix)), 0.0)
-        return rel * abs(want) + unit / 2
-
-    def rule(published: Figures, measured: Figures) -> Outcome:
-        missing = [k for k in published if k not in measured]
-        if missing:
-            return Outcome("differs", f"measurement lacks {missing}")
-        score = {k: abs(float(measured[k]) - p) / allowed(k, p) for k, p in published.items()}
-        worst = max(score, key=score.get)
-        describe = (
-            f"worst {worst}: {float(measured[worst]):g} vs {published[worst]:g} "
-            f"(allowed +-{allowed(worst, published[worst]):.3g})"
-        )
-        if all(s <= 1 for s in score.values()):
-            return Outcome("reproduced", "")
-        if all(s <= 3 for s in score.values()):
-            return Outcome("close", f"within 3x the allowed gap, not 1x; {describe}")
-        return Outcome("differs", f"beyond 3x the allowed gap; {describe}")
-
-    return rule
 
 
 def _published_v1(alpha: float, resolution: int, separable: int = 1) -> dict[str, float]:
@@ -154,7 +101,7 @@ _RESOLUTIONS = (192, 160, 128)
     },
     # 2% as for separable-cost, plus half the printed unit: params are printed to 0.1M, so the
     # 0.5M of alpha 0.25 stands for anything in 0.45..0.55M, and mult-adds to 1M.
-    verdict=_within_printed(0.02, {"_params_M": 0.1, "_madds_M": 1.0}),
+    verdict=within_printed(0.02, {"_params_M": 0.1, "_madds_M": 1.0}),
 )
 def measure_depth_multiplier() -> dict:
     rows = mobilenet_v1_costs((1.0, *_MULTIPLIERS), (224, *_RESOLUTIONS))
@@ -182,7 +129,7 @@ def measure_depth_multiplier() -> dict:
     "builder loads torchvision's state_dict",
     published={"params": 3_504_872, "madds_G": 0.301, "loads_torchvision_state_dict": 1},
     # Parameter count and loading must be exact; torchvision prints _ops to three decimals.
-    verdict=_per_figure({"madds_G": within(0.01), "*": exact()}),
+    verdict=per_figure({"madds_G": within(0.01), "*": exact()}),
 )
 def measure_mobilenet_v2() -> dict:
     shape = (1, 3, 224, 224)

@@ -104,6 +104,58 @@ def not_comparable(reason: str) -> VerdictRule:
     return lambda published, measured: Outcome("not-comparable", reason)
 
 
+#: The verdicts from worst to best, for rules that combine several outcomes.
+SEVERITY = ("error", "differs", "not-comparable", "close", "reproduced")
+
+
+def per_figure(rules: Mapping[str, VerdictRule]) -> VerdictRule:
+    """Return a rule that judges each group of figures by its own rule; the worst verdict wins.
+
+    `rules` maps a figure's key to the rule that judges it; the rule under "*" judges every
+    figure not named.
+    """
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        outcomes = []
+        for name, sub_rule in rules.items():
+            keys = [k for k in published if k == name or (name == "*" and k not in rules)]
+            if keys:
+                outcomes.append(sub_rule({k: published[k] for k in keys}, measured))
+        worst = min(outcomes, key=lambda o: SEVERITY.index(o.verdict))
+        reasons = "; ".join(o.reason for o in outcomes if o.reason)
+        return Outcome(worst.verdict, reasons)
+
+    return rule
+
+
+def within_printed(rel: float, printed_unit: Mapping[str, float]) -> VerdictRule:
+    """Return a rule: reproduced if every figure is within `rel` relative error plus half the
+    unit the paper prints it to (so a figure rounded to 0.1M is not held to 2% of 0.5M), close
+    within 3 times that, else differs. `printed_unit` maps a key suffix to its unit."""
+
+    def allowed(key: str, want: float) -> float:
+        unit = next((u for suffix, u in printed_unit.items() if key.endswith(suffix)), 0.0)
+        return rel * abs(want) + unit / 2
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        missing = [k for k in published if k not in measured]
+        if missing:
+            return Outcome("differs", f"measurement lacks {missing}")
+        score = {k: abs(float(measured[k]) - p) / allowed(k, p) for k, p in published.items()}
+        worst = max(score, key=score.get)
+        describe = (
+            f"worst {worst}: {float(measured[worst]):g} vs {published[worst]:g} "
+            f"(allowed +-{allowed(worst, published[worst]):.3g})"
+        )
+        if all(s <= 1 for s in score.values()):
+            return Outcome("reproduced", "")
+        if all(s <= 3 for s in score.values()):
+            return Outcome("close", f"within 3x the allowed gap, not 1x; {describe}")
+        return Outcome("differs", f"beyond 3x the allowed gap; {describe}")
+
+    return rule
+
+
 def _tolerance_rule(tol: float, close: float, *, relative: bool) -> VerdictRule:
     if tol < 0 or close < tol:
         raise ValueError(f"tolerances must satisfy 0 <= tol <= close, got {tol} and {close}")

@@ -108,3 +108,22 @@ def test_judge_applies_the_claims_own_rule_to_given_figures():
     row = judge("fc-vs-conv", {"fc_connections": 30_000, "conv_params": 76}, note="by hand")
     assert row.verdict == "differs" and "conv_params: 76 vs 75" in row.reason
     assert row.reason.endswith("by hand")
+
+
+def test_per_figure_reports_the_worst_verdict():
+    from effdl.claims import per_figure
+
+    rule = per_figure({"madds": within(0.01), "*": exact()})
+    assert rule({"madds": 100, "params": 7}, {"madds": 100.5, "params": 7}).verdict == "reproduced"
+    outcome = rule({"madds": 100, "params": 7}, {"madds": 100.5, "params": 8})
+    assert outcome.verdict == "differs" and "params: 8 vs 7" in outcome.reason
+
+
+def test_within_printed_allows_half_the_printed_unit():
+    from effdl.claims import within_printed
+
+    rule = within_printed(0.02, {"_M": 0.1})
+    # 0.47 is 6% under 0.5, but 0.5 is printed to 0.1: allowed 0.01 + 0.05.
+    assert rule({"p_M": 0.5}, {"p_M": 0.47}).verdict == "reproduced"
+    assert rule({"p_M": 0.5}, {"p_M": 0.6}).verdict == "close"
+    assert rule({"p_M": 0.5}, {"p_M": 0.9}).verdict == "differs"
