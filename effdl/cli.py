@@ -25,17 +25,13 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        claims = runner.select(args.only, quick=args.quick)
+        results = runner.run(args.only, quick=args.quick)
     except ValueError as err:
         print(f"effdl reproduce: {err}", file=sys.stderr)
         return 2
-    if not claims:
+    if not results:
         print("effdl reproduce: no claims selected", file=sys.stderr)
         return 2
-    results = []
-    for claim in claims:
-        print(f"measuring {claim.id} ...", file=sys.stderr, flush=True)
-        results.append(runner.run_claim(claim))
     print(runner.format_table(results))
     runner.write_reports(results, args.json, args.markdown)
     return 1 if any(r.verdict == "error" for r in results) else 0

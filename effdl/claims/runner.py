@@ -87,9 +87,10 @@ def run(
     ids: Sequence[str] | None = None, quick: bool = False, verbose: bool = True
 ) -> list[Result]:
     """Return the results of running the selected claims, one after another, with progress."""
-    claims = select(ids, quick)
     results = []
-    for c in tqdm(claims, desc="claims", disable=not verbose):
+    progress = tqdm(select(ids, quick), desc="claims", disable=not verbose)
+    for c in progress:
+        progress.set_postfix_str(c.id)
         results.append(run_claim(c))
     return results
 
