@@ -1,0 +1,530 @@
+"""Interactive explorers for the lessons, built with ipywidgets over the kit's own functions.
+
+Each explorer comes in two parts: a pure `..._figure(...)` function that returns a matplotlib
+Figure (and a short text) for one state of the controls, and an `..._explorer(...)` function
+that returns a widget whose controls re-draw that figure in an `Output`. A lesson calls the
+explorer for the interactive view and the figure function for the static default view, which
+nbval, HTML renderings and repository viewers can show.
+
+- lesson 00: `pareto_explorer` / `pareto_figure`: pick the metrics, watch the Pareto front;
+- lesson 01: `mobilenet_explorer` / `mobilenet_figure`: MobileNet v1's width and resolution
+  multipliers against the paper's Tables 6 and 7;
+- lesson 02: `attention_explorer` / `attention_figure`: pick an input, a layer and a head,
+  see that head's attention map.
+
+The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
+code runs in a kernel, in a browser and in a test without one.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from effdl.measure import count_macs, count_params, pareto_front
+from effdl.models.attention import MultiHeadAttention
+from effdl.models.mobilenet import mobilenet_v1
+
+#: Metrics where higher is better; every other numeric metric of a row is a cost to minimise.
+QUALITY_METRICS = ("accuracy",)
+
+#: The resolutions of MobileNet v1's Table 7, the only ones the explorer offers.
+MOBILENET_RESOLUTIONS = (128, 160, 192, 224)
+
+#: Howard et al. 2017, Table 6 (alpha at 224x224) and Table 7 (resolution at alpha 1):
+#: {(alpha, resolution): (params in M, mult-adds in M)}, rounded as the paper prints them.
+MOBILENET_V1_PAPER: dict[tuple[float, int], tuple[float, float]] = {
+    (1.0, 224): (4.2, 569),
+    (0.75, 224): (2.6, 325),
+    (0.5, 224): (1.3, 149),
+    (0.25, 224): (0.5, 41),
+    (1.0, 192): (4.2, 418),
+    (1.0, 160): (4.2, 290),
+    (1.0, 128): (4.2, 186),
+}
+
+
+class Explorer(widgets.VBox):
+    """A box of controls above an `Output`, with the state and figure of the last redraw.
+
+    `controls` maps each state name to its widget; changing a control's `value` redraws.
+    `figure` and `text` are what the output shows now; `state` is the keyword arguments the
+    figure function got.
+    """
+
+    def __init__(self, controls: Mapping[str, widgets.ValueWidget], draw, **kwargs):
+        self.controls = dict(controls)
+        self.output = widgets.Output()
+        self.figure: Figure | None = None
+        self.text = ""
+        self.state: dict[str, Any] = {}
+        self._draw = draw
+        super().__init__(
+            [widgets.HBox(list(self.controls.values())), self.output],
+            **kwargs,
+        )
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Re-draw the output from the controls' current values."""
+        self.state = {name: control.value for name, control in self.controls.items()}
+        self.figure, self.text = self._draw(**self.state)
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {"image/png": _png(self.figure), "text/plain": repr(self.figure)},
+                "metadata": {},
+            },
+            {"output_type": "stream", "name": "stdout", "text": self.text + "\n"},
+        )
+
+    def _on_change(self, change) -> None:
+        self.redraw()
+
+
+# --------------------------------------------------------------------------- lesson 00
+
+
+def pareto_figure(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = ("accuracy", "macs"),
+    label: str = "model",
+    log_x: bool = True,
+) -> Figure:
+    """Return a scatter of `rows` with their Pareto front over `metrics` marked and labelled.
+
+    `metrics` lists the objectives: "accuracy" is maximised, every other metric (params, macs,
+    size_bytes, latency_ms, ...) minimised. The plot puts the first cost metric on the x axis
+    and the first quality metric on the y axis; models on the front (over all the metrics, so
+    possibly more than the 2-D plot suggests) are red and labelled.
+
+    Source: Menghani 2021, "Efficient Deep Learning" survey, section 1 (Pareto-optimality).
+    """
+    metrics = _check_metrics(rows, metrics, label)
+    objectives = {m: "max" if m in QUALITY_METRICS else "min" for m in metrics}
+    front = pareto_front(rows, objectives)
+    names = [str(r.get(label, i)) for i, r in enumerate(rows)]
+    costs = [m for m in metrics if objectives[m] == "min"]
+    qualities = [m for m in metrics if objectives[m] == "max"]
+    x = costs[0] if costs else metrics[0]
+    y = qualities[0] if qualities else metrics[-1]
+    xs = np.array([float(r[x]) for r in rows])
+    ys = np.array([float(r[y]) for r in rows])
+    on = np.zeros(len(rows), dtype=bool)
+    on[front] = True
+
+    fig = Figure(figsize=(6.4, 4))
+    ax = fig.subplots()
+    ax.scatter(xs[~on], ys[~on], color="0.6", label="dominated", zorder=2)
+    ax.scatter(xs[on], ys[on], color="tab:red", s=60, label="on the front", zorder=3)
+    if len(metrics) == 2 and x != y:
+        # With two objectives the front is a staircase; draw it to show what it rules out.
+        order = sorted(front, key=lambda i: xs[i])
+        ax.plot(xs[order], ys[order], "-", color="tab:red", zorder=1)
+    for i, name in enumerate(names):
+        ax.annotate(name, (xs[i], ys[i]), textcoords="offset points", xytext=(5, 5))
+    if log_x and np.all(xs > 0):
+        ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.12)
+    ax.set_xlabel(f"{x} ({'higher' if objectives[x] == 'max' else 'lower'} is better)")
+    ax.set_ylabel(f"{y} ({'higher' if objectives[y] == 'max' else 'lower'} is better)")
+    ax.set_title("front over " + " + ".join(metrics), fontsize="medium")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_explorer(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = ("accuracy", "macs"),
+    label: str = "model",
+    log_x: bool = True,
+) -> Explorer:
+    """Return a widget to pick the metrics of a Pareto front over measured `rows` and see it.
+
+    `rows` are dicts with a `label` key (the model name) and numeric metrics, as lesson 00
+    measures them (accuracy, params, macs, size_bytes, latency_ms). A dropdown picks the cost
+    on the x axis, checkboxes add more costs to minimise and a toggle keeps accuracy (maximised)
+    in; the output shows `pareto_figure` for that choice and prints the models on the front.
+    `metrics` is the starting choice; a metric that is not in every row raises ValueError.
+
+    Source: Menghani 2021, "Efficient Deep Learning" survey, section 1 (Pareto-optimality).
+    """
+    metrics = _check_metrics(rows, metrics, label)
+    allowed = _numeric_metrics(rows, label)
+    qualities = [m for m in allowed if m in QUALITY_METRICS]
+    costs = [m for m in allowed if m not in QUALITY_METRICS]
+    if not costs:
+        raise ValueError(f"rows must have at least one cost metric besides {qualities}")
+    chosen_costs = [m for m in metrics if m in costs] or costs[:1]
+    controls: dict[str, widgets.ValueWidget] = {
+        "x": widgets.Dropdown(options=costs, value=chosen_costs[0], description="cost (x)")
+    }
+    for m in costs:
+        controls[m] = widgets.Checkbox(
+            value=m in chosen_costs[1:], description=f"also minimise {m}", indent=False
+        )
+    for m in qualities:
+        controls[m] = widgets.Checkbox(
+            value=m in metrics, description=f"maximise {m}", indent=False
+        )
+
+    def draw(x: str, **flags: bool) -> tuple[Figure, str]:
+        picked = [m for m in qualities if flags[m]] + [x]
+        picked += [m for m in costs if flags[m] and m != x]
+        fig = pareto_figure(rows, metrics=picked, label=label, log_x=log_x)
+        return fig, pareto_summary(rows, metrics=picked, label=label)
+
+    return Explorer(controls, draw)
+
+
+def pareto_summary(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = ("accuracy", "macs"),
+    label: str = "model",
+) -> str:
+    """Return two lines: the objectives (accuracy maximised, the rest minimised) and the names
+    of the models on their Pareto front, in the order of `rows`.
+
+    Source: Menghani 2021, "Efficient Deep Learning" survey, section 1 (Pareto-optimality).
+    """
+    metrics = _check_metrics(rows, metrics, label)
+    objectives = {m: "max" if m in QUALITY_METRICS else "min" for m in metrics}
+    front = pareto_front(rows, objectives)
+    listed = ", ".join(f"{m} ({d})" for m, d in objectives.items())
+    names = ", ".join(str(rows[i].get(label, i)) for i in front)
+    return f"objectives: {listed}\non the front: {names}"
+
+
+def _numeric_metrics(rows: Sequence[Mapping[str, Any]], label: str) -> list[str]:
+    if not rows:
+        raise ValueError("rows must hold at least one measured model, got none")
+    keys = [k for k in rows[0] if k != label]
+    return [
+        k
+        for k in keys
+        if all(
+            k in r and isinstance(r[k], int | float | np.number) and not isinstance(r[k], bool)
+            for r in rows
+        )
+    ]
+
+
+def _check_metrics(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], label: str):
+    allowed = _numeric_metrics(rows, label)
+    if isinstance(metrics, str) or not metrics:
+        raise ValueError(f"metrics must be a non-empty sequence of {allowed}, got {metrics!r}")
+    for metric in metrics:
+        if metric not in allowed:
+            raise ValueError(
+                f"metrics names an unknown metric {metric!r}; allowed metrics (numeric in "
+                f"every row): {allowed}"
+            )
+    return list(dict.fromkeys(metrics))
+
+
+# --------------------------------------------------------------------------- lesson 01
+
+
+@lru_cache(maxsize=64)
+def mobilenet_costs(alpha: float, resolution: int) -> tuple[int, int]:
+    """Return (params, mult-adds) of `mobilenet_v1(alpha=alpha)` on one resolution x resolution
+    RGB image, cached: `count_params` and `count_macs` of a freshly built model.
+
+    Source: Howard et al. 2017, "MobileNets", section 3.3 and Tables 6-7.
+    """
+    model = mobilenet_v1(alpha=alpha)
+    return count_params(model), count_macs(model, (1, 3, resolution, resolution))
+
+
+def mobilenet_figure(alpha: float = 1.0, resolution: int = 224) -> Figure:
+    """Return a plot of MobileNet v1's mult-adds against params at (`alpha`, `resolution`)
+    among the paper's published points.
+
+    Crosses are the paper's Tables 6 and 7, circles the kit's own count at the same settings,
+    the star the current choice.
+
+    Source: Howard et al. 2017, "MobileNets", Tables 6 (width multiplier) and 7 (resolution).
+    """
+    alpha, resolution = _check_mobilenet(alpha, resolution)
+    params, madds = mobilenet_costs(alpha, resolution)
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    paper = MOBILENET_V1_PAPER
+    ours = {key: mobilenet_costs(*key) for key in paper}
+    ax.plot(
+        [p for p, _ in paper.values()],
+        [m for _, m in paper.values()],
+        "x",
+        color="black",
+        ms=9,
+        label="Howard et al. 2017 (Tables 6-7)",
+    )
+    ax.plot(
+        [p / 1e6 for p, _ in ours.values()],
+        [m / 1e6 for _, m in ours.values()],
+        "o",
+        mfc="none",
+        color="tab:blue",
+        label="counted here, same settings",
+    )
+    for (a, r), (p, m) in paper.items():
+        ax.annotate(f"{a:g}, {r}", (p, m), textcoords="offset points", xytext=(6, -4), fontsize=8)
+    ax.plot(
+        params / 1e6,
+        madds / 1e6,
+        "*",
+        color="tab:red",
+        ms=16,
+        label=f"alpha {alpha:g}, {resolution}",
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters (M)")
+    ax.set_ylabel("mult-adds (M)")
+    ax.set_title("MobileNet v1: width multiplier alpha, resolution rho", fontsize="medium")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def mobilenet_summary(alpha: float = 1.0, resolution: int = 224) -> str:
+    """Return MobileNet v1's counted params and mult-adds at (`alpha`, `resolution`) and, on a
+    second line, the paper's figures for that pair (or that the paper has none).
+
+    Source: Howard et al. 2017, "MobileNets", Tables 6 (width multiplier) and 7 (resolution).
+    """
+    alpha, resolution = _check_mobilenet(alpha, resolution)
+    params, madds = mobilenet_costs(alpha, resolution)
+    text = f"alpha {alpha:g}, {resolution}x{resolution}: params {params:,d}, mult-adds {madds:,d}"
+    if (alpha, resolution) in MOBILENET_V1_PAPER:
+        p, m = MOBILENET_V1_PAPER[(alpha, resolution)]
+        text += f"\npaper: params {p}M, mult-adds {m:g}M"
+    else:
+        text += "\npaper: no figure for this pair (Table 6 varies alpha at 224, Table 7 rho at 1)"
+    return text
+
+
+def mobilenet_explorer(alpha: float = 1.0, resolution: int = 224) -> Explorer:
+    """Return a widget with sliders for MobileNet v1's width multiplier alpha (0.25 to 1.0)
+    and input resolution (128 to 224), showing `mobilenet_figure` for the chosen pair.
+
+    Source: Howard et al. 2017, "MobileNets", section 3.3 and Tables 6-7.
+    """
+    alpha, resolution = _check_mobilenet(alpha, resolution)
+    controls = {
+        "alpha": widgets.FloatSlider(
+            value=alpha,
+            min=0.25,
+            max=1.0,
+            step=0.05,
+            description="alpha",
+            continuous_update=False,
+        ),
+        "resolution": widgets.IntSlider(
+            value=resolution,
+            min=MOBILENET_RESOLUTIONS[0],
+            max=MOBILENET_RESOLUTIONS[-1],
+            step=32,
+            description="resolution",
+            continuous_update=False,
+        ),
+    }
+
+    def draw(alpha: float, resolution: int) -> tuple[Figure, str]:
+        return mobilenet_figure(alpha, resolution), mobilenet_summary(alpha, resolution)
+
+    return Explorer(controls, draw)
+
+
+def _check_mobilenet(alpha: float, resolution: int) -> tuple[float, int]:
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.25 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0.25, 1.0], got {alpha!r}")
+    if isinstance(resolution, bool) or resolution not in MOBILENET_RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {MOBILENET_RESOLUTIONS}, got {resolution!r}")
+    # Slider steps are binary fractions away from the paper's; round so the cache and the
+    # paper's table see 0.75, not 0.7500000000000001.
+    return round(float(alpha), 4), int(resolution)
+
+
+# --------------------------------------------------------------------------- lesson 02
+
+
+def attention_layers(model: nn.Module) -> dict[str, MultiHeadAttention]:
+    """Return the `MultiHeadAttention` modules of `model`, keyed by their `named_modules` name.
+
+    Source: Vaswani et al. 2017, "Attention Is All You Need", section 3.2.2.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, MultiHeadAttention)
+    }
+
+
+def head_weights(model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Return each attention layer's per-head weights on `inputs`: {layer name: (N, H, L, S)}.
+
+    The model runs once in eval mode without gradients; a forward hook on every
+    `MultiHeadAttention` calls the layer again on the same arguments with
+    `need_weights=True, average_attn_weights=False`. The model's own training mode is restored.
+
+    Source: Vaswani et al. 2017, section 3.2.2; torch.nn.Module.register_forward_hook.
+    """
+    layers = attention_layers(model)
+    if not layers:
+        raise ValueError(
+            f"model must contain effdl.models.attention.MultiHeadAttention layers; "
+            f"{type(model).__name__} has none"
+        )
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(module, args, kwargs, output):
+            kwargs = {**kwargs, "need_weights": True, "average_attn_weights": False}
+            # forward(), not __call__, so the hook does not fire again.
+            captured[name] = module.forward(*args, **kwargs)[1].detach().clone()
+
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(n), with_kwargs=True) for n, m in layers.items()]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def attention_figure(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    index: int = 0,
+    layer: str | int = 0,
+    head: int = 0,
+) -> Figure:
+    """Return a figure of input `index` of the batch `inputs` beside the attention map of
+    `head` in attention layer `layer` (a name from `attention_layers` or its position).
+
+    Source: Vaswani et al. 2017, section 3.2.2; Bahdanau et al. 2015, figure 3.
+    """
+    return _attention_figure(inputs, head_weights(model, inputs), index, layer, head)
+
+
+def _attention_figure(inputs, weights, index, layer, head) -> Figure:
+    name, matrix = _pick_head(inputs, weights, index, layer, head)
+    signal = inputs[index].detach().cpu()
+    fig = Figure(figsize=(10, 3.6))
+    ax_in, ax_map = fig.subplots(1, 2, width_ratios=(1.2, 1))
+    values = signal.flatten().numpy()
+    if signal.dtype.is_floating_point:
+        ax_in.plot(values, color="black")
+        ax_in.set_xlabel("position in the signal")
+    else:
+        ax_in.stem(values)
+        ax_in.set_xlabel("token position")
+    ax_in.set_title(f"input {index}", fontsize="medium")
+    ax_in.grid(True, alpha=0.3)
+    image = ax_map.imshow(matrix, cmap="Greys", vmin=0.0, vmax=max(1e-12, float(matrix.max())))
+    ax_map.set_xlabel("key position")
+    ax_map.set_ylabel("query position")
+    ax_map.set_title(f"{name}, head {head}", fontsize="medium")
+    fig.colorbar(image, ax=ax_map, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def _attention_summary(inputs, weights, index, layer, head) -> str:
+    name, matrix = _pick_head(inputs, weights, index, layer, head)
+    return (
+        f"input {index}, layer {name!r}, head {head}: {matrix.shape[0]} queries x "
+        f"{matrix.shape[1]} keys; each query's strongest key: {matrix.argmax(axis=1).tolist()}"
+    )
+
+
+def attention_explorer(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    index: int = 0,
+    layer: str | int = 0,
+    head: int = 0,
+) -> Explorer:
+    """Return a widget to pick an input of the batch `inputs`, an attention layer of `model`
+    and a head, showing the input and that head's attention map (`attention_figure`).
+
+    The weights of every layer and head are computed once (`head_weights`), so moving a
+    control only redraws. Bad `index`, `layer` or `head` raise ValueError naming it.
+
+    Source: Vaswani et al. 2017, "Attention Is All You Need", section 3.2.2.
+    """
+    weights = head_weights(model, inputs)
+    name, _ = _pick_head(inputs, weights, index, layer, head)
+    heads = next(iter(weights.values())).shape[1]
+    controls = {
+        "index": widgets.IntSlider(
+            value=index, min=0, max=len(inputs) - 1, description="input", continuous_update=False
+        ),
+        "layer": widgets.Dropdown(options=list(weights), value=name, description="layer"),
+        "head": widgets.Dropdown(options=list(range(heads)), value=head, description="head"),
+    }
+
+    def draw(index: int, layer: str, head: int) -> tuple[Figure, str]:
+        state = (inputs, weights, index, layer, head)
+        return _attention_figure(*state), _attention_summary(*state)
+
+    return Explorer(controls, draw)
+
+
+def _pick_head(inputs, weights, index, layer, head) -> tuple[str, np.ndarray]:
+    names = list(weights)
+    if isinstance(layer, bool) or not isinstance(layer, int | str):
+        raise ValueError(f"layer must be a layer name in {names} or its position, got {layer!r}")
+    if isinstance(layer, int):
+        if not 0 <= layer < len(names):
+            raise ValueError(
+                f"layer must be a position in [0, {len(names) - 1}] or a name in {names}, "
+                f"got {layer}"
+            )
+        layer = names[layer]
+    if layer not in weights:
+        raise ValueError(f"layer must be one of {names} (or its position), got {layer!r}")
+    batch, heads = weights[layer].shape[:2]
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < batch:
+        raise ValueError(f"index must be an int in [0, {batch - 1}] (the batch), got {index!r}")
+    if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < heads:
+        raise ValueError(f"head must be an int in [0, {heads - 1}], got {head!r}")
+    if len(inputs) != batch:
+        raise ValueError(
+            f"inputs must be the batch the weights came from ({batch}), got {len(inputs)}"
+        )
+    return layer, weights[layer][index, head].cpu().numpy()
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,284 @@
+"""The lesson explorers, driven without a browser: build each, change a control's value as the
+front end would, and check that the output changed to what the kit's own functions say."""
+
+import base64
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from effdl import widgets  # noqa: E402
+from effdl.measure import count_macs, count_params, pareto_front  # noqa: E402
+from effdl.models.attention import MultiHeadAttention  # noqa: E402
+from effdl.models.mobilenet import mobilenet_v1  # noqa: E402
+from effdl.models.transformer import TransformerClassifier  # noqa: E402
+
+# Lesson 00's four baselines, with footprints of the right order: the GRU has few MACs but is
+# slow, logistic regression is cheapest on everything.
+ROWS = [
+    {
+        "model": "logreg",
+        "accuracy": 32.0,
+        "params": 410,
+        "macs": 400,
+        "size_bytes": 3_000,
+        "latency_ms": 0.010,
+    },
+    {
+        "model": "mlp",
+        "accuracy": 68.0,
+        "params": 15_210,
+        "macs": 15_000,
+        "size_bytes": 62_000,
+        "latency_ms": 0.020,
+    },
+    {
+        "model": "cnn",
+        "accuracy": 94.0,
+        "params": 5_210,
+        "macs": 30_000,
+        "size_bytes": 25_000,
+        "latency_ms": 0.050,
+    },
+    {
+        "model": "gru",
+        "accuracy": 91.0,
+        "params": 5_134,
+        "macs": 14_000,
+        "size_bytes": 23_000,
+        "latency_ms": 0.500,
+    },
+]
+
+
+def front_names(metrics):
+    objectives = {m: "max" if m == "accuracy" else "min" for m in metrics}
+    return [ROWS[i]["model"] for i in pareto_front(ROWS, objectives)]
+
+
+def front_line(explorer):
+    return explorer.text.splitlines()[1].removeprefix("on the front: ").split(", ")
+
+
+def shown_png(explorer) -> bytes:
+    display, stream = explorer.output.outputs
+    assert stream["text"] == explorer.text + "\n"
+    return base64.b64decode(display["data"]["image/png"])
+
+
+# ----------------------------------------------------------------------------- lesson 00
+
+
+def test_pareto_explorer_front_follows_the_chosen_metrics():
+    explorer = widgets.pareto_explorer(ROWS, metrics=("accuracy", "macs"))
+    assert front_line(explorer) == front_names(["accuracy", "macs"]) == ["logreg", "cnn", "gru"]
+    png = shown_png(explorer)
+    assert png.startswith(b"\x89PNG")
+
+    explorer.controls["x"].value = "latency_ms"
+    assert explorer.state["x"] == "latency_ms"
+    # The GRU is slow: it leaves the front when latency is the cost.
+    assert front_line(explorer) == front_names(["accuracy", "latency_ms"])
+    assert "gru" not in front_line(explorer)
+    assert shown_png(explorer) != png
+    assert explorer.figure.axes[0].get_xlabel().startswith("latency_ms")
+
+    # A second cost widens the front: the MLP is not beaten on latency and params together.
+    explorer.controls["params"].value = True
+    assert front_line(explorer) == front_names(["accuracy", "latency_ms", "params"])
+    assert explorer.text.startswith("objectives: accuracy (max), latency_ms (min), params (min)")
+
+
+def test_pareto_explorer_without_accuracy_keeps_only_the_cheapest():
+    explorer = widgets.pareto_explorer(ROWS)
+    explorer.controls["accuracy"].value = False
+    assert front_line(explorer) == front_names(["macs"]) == ["logreg"]
+
+
+def test_pareto_figure_marks_the_front_in_red():
+    fig = widgets.pareto_figure(ROWS, metrics=("accuracy", "latency_ms"))
+    dominated, front = fig.axes[0].collections[:2]
+    front_x = sorted(float(x) for x, _ in front.get_offsets())
+    expected = sorted(
+        ROWS[i]["latency_ms"] for i in pareto_front(ROWS, {"accuracy": "max", "latency_ms": "min"})
+    )
+    assert front_x == pytest.approx(expected)
+    assert len(dominated.get_offsets()) == len(ROWS) - len(expected)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: widgets.pareto_explorer(ROWS, metrics=("accuracy", "flops")),
+        lambda: widgets.pareto_figure(ROWS, metrics=("flops",)),
+        lambda: widgets.pareto_summary(ROWS, metrics=("accuracy", "model")),
+    ],
+)
+def test_unknown_metric_names_the_argument_the_value_and_the_allowed(call):
+    with pytest.raises(ValueError, match=r"metrics.*'(flops|model)'.*latency_ms") as info:
+        call()
+    assert "['accuracy', 'params', 'macs', 'size_bytes', 'latency_ms']" in str(info.value)
+
+
+def test_pareto_explorer_rejects_a_metric_missing_from_some_rows():
+    rows = [dict(r) for r in ROWS]
+    del rows[2]["latency_ms"]
+    with pytest.raises(ValueError, match="'latency_ms'"):
+        widgets.pareto_explorer(rows, metrics=("accuracy", "latency_ms"))
+
+
+# ----------------------------------------------------------------------------- lesson 01
+
+
+def test_mobilenet_explorer_counts_the_chosen_model():
+    explorer = widgets.mobilenet_explorer()
+    first = explorer.text
+    model = mobilenet_v1(alpha=1.0)
+    assert f"params {count_params(model):,d}" in first
+    assert f"mult-adds {count_macs(model, (1, 3, 224, 224)):,d}" in first
+    assert "paper: params 4.2M, mult-adds 569M" in first
+
+    explorer.controls["alpha"].value = 0.5
+    model = mobilenet_v1(alpha=0.5)
+    assert explorer.state == {"alpha": 0.5, "resolution": 224}
+    assert f"params {count_params(model):,d}," in explorer.text
+    assert f"mult-adds {count_macs(model, (1, 3, 224, 224)):,d}" in explorer.text
+    assert "paper: params 1.3M, mult-adds 149M" in explorer.text
+
+    explorer.controls["resolution"].value = 160
+    assert f"mult-adds {count_macs(model, (1, 3, 160, 160)):,d}" in explorer.text
+    assert "paper: no figure" in explorer.text  # Table 7 only varies rho at alpha 1
+
+
+def test_mobilenet_explorer_slider_steps_round_to_the_papers_alphas():
+    explorer = widgets.mobilenet_explorer(alpha=0.25)
+    # Float slider steps of 0.05 reach 0.75 as 0.7500000000000001 and similar.
+    explorer.controls["alpha"].value = 0.25 + 10 * 0.05
+    assert "paper: params 2.6M, mult-adds 325M" in explorer.text
+
+
+def test_mobilenet_figure_places_the_current_point():
+    fig = widgets.mobilenet_figure(0.75, 192)
+    params, madds = widgets.mobilenet_costs(0.75, 192)
+    star = fig.axes[0].lines[-1]
+    assert star.get_xdata()[0] == pytest.approx(params / 1e6)
+    assert star.get_ydata()[0] == pytest.approx(madds / 1e6)
+    paper = fig.axes[0].lines[0]
+    assert sorted(paper.get_ydata()) == sorted(m for _, m in widgets.MOBILENET_V1_PAPER.values())
+
+
+def test_mobilenet_counts_agree_with_the_paper_within_rounding():
+    # Table 6 rounds mult-adds to 1M; BatchNorm's parameters sit on top of the paper's params.
+    for (alpha, resolution), (params_m, madds_m) in widgets.MOBILENET_V1_PAPER.items():
+        params, madds = widgets.mobilenet_costs(alpha, resolution)
+        assert abs(madds / 1e6 - madds_m) <= 1.5, (alpha, resolution)
+        assert abs(params / 1e6 - params_m) <= 0.1, (alpha, resolution)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"alpha": 0.1}, "alpha"), ({"alpha": True}, "alpha"), ({"resolution": 200}, "resolution")],
+)
+def test_mobilenet_explorer_rejects_bad_settings(kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        widgets.mobilenet_explorer(**kwargs)
+
+
+# ----------------------------------------------------------------------------- lesson 02
+
+
+@pytest.fixture(scope="module")
+def transformer():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TransformerClassifier(num_layers=2, num_heads=4)
+        inputs = torch.randn(6, 1, 40)
+    return model, inputs
+
+
+def reference_weights(model, inputs, layer, head, index):
+    """Recompute one head's map by running the encoder by hand up to `layer`."""
+    with torch.no_grad():
+        signal = inputs.flatten(1).view(len(inputs), model.num_patches, model.patch_size)
+        x = model.patch_embedding(signal) + model.position_embedding
+        for block in model.encoder.layers[:layer]:
+            x = block(x)
+        block = model.encoder.layers[layer]
+        attn_in = block.norm1(x) if block.norm_first else x
+        _, weights = block.self_attn(attn_in, need_weights=True, average_attn_weights=False)
+    return weights[index, head].numpy()
+
+
+def test_attention_explorer_shows_the_chosen_heads_weights(transformer):
+    model, inputs = transformer
+    explorer = widgets.attention_explorer(model, inputs)
+    assert list(explorer.controls["layer"].options) == [
+        "encoder.layers.0.self_attn",
+        "encoder.layers.1.self_attn",
+    ]
+    assert list(explorer.controls["head"].options) == [0, 1, 2, 3]
+
+    def shown():
+        return np.asarray(explorer.figure.axes[1].images[0].get_array())
+
+    np.testing.assert_allclose(shown(), reference_weights(model, inputs, 0, 0, 0), atol=1e-6)
+    before = shown_png(explorer)
+    for control, value in (("index", 4), ("layer", "encoder.layers.1.self_attn"), ("head", 2)):
+        explorer.controls[control].value = value
+    assert explorer.state == {"index": 4, "layer": "encoder.layers.1.self_attn", "head": 2}
+    np.testing.assert_allclose(shown(), reference_weights(model, inputs, 1, 2, 4), atol=1e-6)
+    assert shown_png(explorer) != before
+    # Each row is one query's distribution over the keys.
+    np.testing.assert_allclose(shown().sum(axis=1), 1.0, atol=1e-5)
+    assert explorer.figure.axes[0].lines[0].get_ydata().tolist() == inputs[4, 0].tolist()
+
+
+def test_head_weights_leave_the_model_as_it_was(transformer):
+    model, inputs = transformer
+    model.train()
+    weights = widgets.head_weights(model, inputs)
+    assert model.training
+    assert {tuple(w.shape) for w in weights.values()} == {(6, 4, 10, 10)}
+    for module in model.modules():
+        assert not module._forward_hooks
+
+
+def test_attention_figure_accepts_a_layer_by_name_or_position(transformer):
+    model, inputs = transformer
+    by_name = widgets.attention_figure(
+        model, inputs, index=1, layer="encoder.layers.1.self_attn", head=3
+    )
+    by_position = widgets.attention_figure(model, inputs, index=1, layer=1, head=3)
+    np.testing.assert_array_equal(
+        by_name.axes[1].images[0].get_array(), by_position.axes[1].images[0].get_array()
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"index": 6}, "index"),
+        ({"index": -1}, "index"),
+        ({"layer": 2}, "layer"),
+        ({"layer": "encoder"}, "layer"),
+        ({"head": 4}, "head"),
+        ({"head": True}, "head"),
+    ],
+)
+def test_attention_explorer_rejects_a_bad_choice(transformer, kwargs, name):
+    model, inputs = transformer
+    with pytest.raises(ValueError, match=rf"^{name} must .*got"):
+        widgets.attention_explorer(model, inputs, **kwargs)
+
+
+def test_attention_explorer_needs_attention_layers():
+    with pytest.raises(ValueError, match="MultiHeadAttention"):
+        widgets.attention_explorer(torch.nn.Linear(40, 10), torch.randn(2, 40))
+
+
+def test_attention_layers_finds_nested_layers():
+    model = torch.nn.Sequential(torch.nn.Identity(), MultiHeadAttention(8, 2))
+    assert list(widgets.attention_layers(model)) == ["1"]
