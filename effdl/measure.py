@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from effdl._checks import check_positive_int
+
 _DIRECTIONS = ("min", "max")
 
 
@@ -113,8 +115,7 @@ def cpu_latency(
     Source: torch.utils.benchmark documentation ("Timer", "blocked_autorange").
     """
     _check_module(model)
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    check_positive_int("threads", threads)
     if min_run_time <= 0:
         raise ValueError(f"min_run_time must be > 0 seconds, got {min_run_time}")
     x = _example_input(input_shape)
@@ -142,23 +143,74 @@ def cpu_latency(
 
 
 def profile(
-    model: nn.Module, input_shape: Sequence[int], *, latency: bool = True, threads: int = 1
+    model: nn.Module,
+    input_shape: Sequence[int] | torch.Tensor,
+    *,
+    latency: bool = True,
+    threads: int = 1,
 ) -> dict[str, float]:
     """Return a model's footprint: params, MACs, size in bytes and (optionally) latency in ms.
 
-    MACs and latency are for one sample: `input_shape` excludes the batch dimension.
+    `input_shape` is the whole input's shape, batch dimension included, as everywhere in this
+    module; MACs and latency are per sample, so pass a batch of 1, e.g. (1, 1, 40) for
+    mnist1d (`(1, *splits.sample_shape)`). A larger batch is refused rather than divided,
+    since latency does not scale linearly with the batch.
 
-    Source: the footprint metrics of Menghani 2021 (source 001: size, latency, compute).
+    Source: the footprint metrics of Menghani 2021, "Efficient Deep Learning" (size, latency,
+    compute).
     """
-    shape = (1, *input_shape)
+    x = _example_input(input_shape)
+    if x.dim() < 1 or x.shape[0] != 1:
+        raise ValueError(
+            f"input_shape must have batch dimension 1 (profile reports per-sample figures), "
+            f"got {tuple(x.shape)}"
+        )
     row = {
         "params": count_params(model),
-        "macs": count_macs(model, shape),
+        "macs": count_macs(model, x),
         "size_bytes": serialized_size(model),
     }
     if latency:
-        row["latency_ms"] = cpu_latency(model, shape, threads=threads).median_ms
+        row["latency_ms"] = cpu_latency(model, x, threads=threads).median_ms
     return row
+
+
+def sequential_steps(model: nn.Module, x: torch.Tensor, step_type: type[nn.Module]) -> int:
+    """Return the longest chain of calls to `step_type` submodules in which each call takes
+    the previous call's output as input: the steps that must run one after another.
+
+    Counted with forward hooks during one forward pass: a self-attention layer is one call
+    over all positions (1); a recurrent cell is called once per position, each on the last
+    one's state (n).
+
+    Source: Vaswani et al. 2017, Table 1 ("sequential operations"), measured rather than assumed.
+    """
+    _check_module(model)
+    depth_of_output: dict[int, int] = {}
+    kept: list[torch.Tensor] = []  # holding every output keeps its id() from being reused
+    longest = 0
+
+    def record(module, inputs, output):
+        nonlocal longest
+        tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
+        depth = 1 + max((depth_of_output.get(id(t), 0) for t in tensors), default=0)
+        outputs = output if isinstance(output, tuple) else (output,)
+        for out in outputs:
+            if isinstance(out, torch.Tensor):
+                depth_of_output[id(out)] = depth
+                kept.append(out)
+        longest = max(longest, depth)
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, step_type)]
+    if not handles:
+        raise ValueError(f"model has no submodule of step_type {step_type.__name__}")
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return longest
 
 
 def pareto_front(points: Sequence[Mapping[str, float]], objectives: Mapping[str, str]) -> list[int]:

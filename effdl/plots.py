@@ -87,7 +87,7 @@ def plot_depth_multiplier(
     and mult-adds against the input resolution (at alpha 1), measured beside published.
 
     Rows carry "alpha", "resolution", "params_M" and "madds_M", as
-    `effdl.models.mobilenet.mobilenet_v1_costs` returns them; `published` rows (for example
+    `effdl.experiments.convolutions.mobilenet_v1_costs` returns them; `published` rows (for example
     `MOBILENET_V1_PUBLISHED`) are drawn as crosses, those with "separable" 0 left out. Dashed
     lines show the alpha^2 and rho^2 laws scaled from the measured alpha = 1, 224 point.
 

@@ -1,6 +1,11 @@
-"""One small training loop for the whole kit: `fit` trains a classifier for a number of epochs
-and calls a hook after each, which is how early stopping, median stopping and Hyperband watch
-a run; `evaluate` measures loss and accuracy on a loader. Start with `fit`.
+"""One small training loop for the whole kit: `fit` trains a classifier or a token predictor
+for a number of epochs and calls a hook after each, which is how early stopping, median stopping
+and Hyperband watch a run; `evaluate` measures loss and accuracy on a loader. Start with `fit`.
+
+A loader yields batches `(*inputs, target)` and the model is called as `model(*inputs)`: one
+input for a classifier, two for a decoder that reads the targets (teacher forcing). Logits are
+(N, C) for one label per sample or (N, T, C) for one per token; loss and accuracy are taken
+over every element of the target.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from effdl._checks import check_positive_int, check_positive_number
 
 #: An epoch hook gets the epoch's record and returns True to stop training.
 EpochHook = Callable[[dict[str, float]], bool | None]
@@ -47,22 +54,30 @@ def fit(
     lr: float = 1e-2,
     schedule: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    clip: float | None = None,
     seed: int = 0,
     on_epoch: EpochHook | None = None,
     verbose: bool = True,
 ) -> History:
     """Return the `History` of training `model` for `epochs` epochs on `train_loader`.
 
-    The optimizer defaults to Adam with learning rate `lr`; `schedule` builds a learning-rate
+    Each batch is `(*inputs, target)`; `model(*inputs)` returns (N, C) logits for an (N,)
+    target or (N, T, C) for an (N, T) target (a sequence scored per token). `loss_fn` (default
+    cross-entropy) sees the logits and targets flattened to (N*T, C) and (N*T,), and accuracy
+    counts argmax(-1) == target over all target elements. `clip` bounds the gradients' global
+    norm before each step (the usual guard for recurrent nets); None leaves them alone. The
+    optimizer defaults to Adam with learning rate `lr`; `schedule` builds a learning-rate
     scheduler from the optimizer and is stepped once per epoch. After each epoch the model is
     evaluated on `val_loader` (if given) and `on_epoch(record)` is called; a True return stops
     training. `seed` fixes dropout and the loader's shuffling order where it draws from
     torch's global generator, and is restored afterwards.
 
-    Source: the standard mini-batch SGD loop (Goodfellow et al. 2016, section 8.1.3).
+    Source: the standard mini-batch SGD loop (Goodfellow et al. 2016, section 8.1.3);
+    gradient-norm clipping as in Pascanu et al. 2013 and Bahdanau et al. 2015, section 4.2.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_positive_int("epochs", epochs)
+    if clip is not None:
+        check_positive_number("clip", clip)
     if optimizer is None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0, got {lr}")
@@ -74,7 +89,7 @@ def fit(
         torch.manual_seed(seed)
         for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not verbose, leave=False):
             start = time.perf_counter()
-            train_loss, train_acc = _train_one_epoch(model, train_loader, optimizer, loss_fn)
+            train_loss, train_acc = _train_one_epoch(model, train_loader, optimizer, loss_fn, clip)
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -102,18 +117,25 @@ def evaluate(
 ) -> dict[str, float]:
     """Return mean loss and accuracy of `model` on `loader`, in eval mode.
 
+    Batches and logits as in `fit`: loss and accuracy are means over every target element
+    (samples for a classifier, tokens for a sequence model). `loss_fn` must accept
+    `reduction="sum"`, as torch's losses do.
+
     Source: the usual top-1 accuracy.
     """
     loss_fn = loss_fn or nn.functional.cross_entropy
     was_training = model.training
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
+    # A DataLoader without a generator draws its workers' base seed from torch's global
+    # generator on every pass: fork it, so that evaluating leaves the caller's state alone.
     try:
-        for x, y in loader:
-            logits = model(x)
-            total_loss += float(loss_fn(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+        with torch.random.fork_rng(devices=[]):
+            for batch in loader:
+                logits, target = _flat_logits_and_target(model, batch)
+                total_loss += float(loss_fn(logits, target, reduction="sum"))
+                correct += int((logits.argmax(-1) == target).sum())
+                seen += target.numel()
     finally:
         model.train(was_training)
     if seen == 0:
@@ -121,16 +143,35 @@ def evaluate(
     return {"loss": total_loss / seen, "accuracy": correct / seen}
 
 
-def _train_one_epoch(model, loader, optimizer, loss_fn) -> tuple[float, float]:
+def _flat_logits_and_target(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the model's logits as (elements, C) and the target as (elements,)."""
+    if not isinstance(batch, list | tuple) or len(batch) < 2:
+        raise ValueError(
+            "each batch must be (*inputs, target) with at least one input, got "
+            f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}"
+        )
+    *inputs, target = batch
+    logits = model(*inputs)
+    if logits.shape[:-1] != target.shape:
+        raise ValueError(
+            f"the model's logits must be the target's shape plus a class dimension, got logits "
+            f"{tuple(logits.shape)} for target {tuple(target.shape)}"
+        )
+    return logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+
+
+def _train_one_epoch(model, loader, optimizer, loss_fn, clip) -> tuple[float, float]:
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    for x, y in loader:
+    for batch in loader:
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        logits, target = _flat_logits_and_target(model, batch)
+        loss = loss_fn(logits, target)
         loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
-        seen += len(y)
+        total_loss += loss.item() * target.numel()
+        correct += int((logits.argmax(-1) == target).sum())
+        seen += target.numel()
     return total_loss / seen, correct / seen

@@ -10,8 +10,10 @@ from effdl.measure import (
     macs_by_module,
     pareto_front,
     profile,
+    sequential_steps,
     serialized_size,
 )
+from effdl.models.transformer import SelfAttention
 
 # torchvision's weights metadata: num_params and _ops (G mult-adds) at 224x224.
 TORCHVISION_META = {
@@ -98,7 +100,7 @@ def test_cpu_latency_rejects_bad_threads():
 
 
 def test_profile_reports_every_metric():
-    row = profile(nn.Linear(40, 10), (40,), latency=False)
+    row = profile(nn.Linear(40, 10), (1, 40), latency=False)
     assert row == {"params": 410, "macs": 400, "size_bytes": serialized_size(nn.Linear(40, 10))}
 
 
@@ -148,3 +150,34 @@ def test_fused_attention_kernels_are_invisible_to_the_counter():
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.scaled_dot_product_attention(q, q, q)
     assert counter.get_total_flops() == 0
+
+
+def test_sequential_steps_counts_chains_not_calls():
+    # Two layers of attention: two calls, each on the other's output.
+    class TwoLayers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = SelfAttention(8, 2), SelfAttention(8, 2)
+
+        def forward(self, x):
+            return self.second(self.first(x))
+
+    class SideBySide(TwoLayers):
+        def forward(self, x):
+            return self.first(x) + self.second(x)
+
+    x = torch.randn(1, 5, 8)
+    assert sequential_steps(TwoLayers(), x, SelfAttention) == 2
+    assert sequential_steps(SideBySide(), x, SelfAttention) == 1
+    with pytest.raises(ValueError, match="no submodule of step_type GRUCell"):
+        sequential_steps(TwoLayers(), x, nn.GRUCell)
+
+
+def test_profile_takes_the_batch_dimension_and_reports_one_sample():
+    model = nn.Conv1d(1, 4, 5)
+    row = profile(model, (1, 1, 40), latency=True)
+    assert row["macs"] == count_macs(model, (1, 1, 40)) == 4 * 5 * 36
+    assert row["params"] == 24 and row["latency_ms"] > 0
+    # A shape without the batch dimension, or a batch of more than one, is refused.
+    with pytest.raises(ValueError, match=r"input_shape must have batch dimension 1.*\(4, 1, 40\)"):
+        profile(model, (4, 1, 40), latency=False)

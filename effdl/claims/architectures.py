@@ -7,6 +7,7 @@ import torchvision
 from torch import nn
 
 from effdl.claims.registry import claim, exact, per_figure, within, within_printed
+from effdl.experiments.convolutions import MOBILENET_V1_PUBLISHED, mobilenet_v1_costs
 from effdl.measure import count_macs, count_params
 from effdl.models.conv import (
     fc_vs_conv_params,
@@ -14,12 +15,7 @@ from effdl.models.conv import (
     separable_cost_ratio,
     standard_conv,
 )
-from effdl.models.mobilenet import (
-    MOBILENET_V1_PUBLISHED,
-    mobilenet_v1,
-    mobilenet_v1_costs,
-    mobilenet_v2,
-)
+from effdl.models.mobilenet import mobilenet_v1, mobilenet_v2
 
 
 @claim(

@@ -4,7 +4,7 @@ positions in one parallel step, a recurrent layer needs one step per position.""
 from __future__ import annotations
 
 from effdl.claims.registry import claim, exact
-from effdl.models.transformer import forward_time_vs_length
+from effdl.experiments.transformer import forward_time_vs_length
 
 #: Sequence lengths of the measurement; the claim is stated at the longest, n = 256.
 PARALLEL_LENGTHS = (16, 64, 256)

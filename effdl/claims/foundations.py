@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from effdl.claims.registry import claim, within_points
 from effdl.data import load_mnist1d
-from effdl.models.baselines import train_baselines
+from effdl.experiments.foundations import train_baselines
 
 #: Greydanus 2020 test accuracies in percent; the shuffled-position variant is 32/68/56/57.
 MNIST1D_PUBLISHED = {"logreg": 32.0, "mlp": 68.0, "cnn": 94.0, "gru": 91.0}

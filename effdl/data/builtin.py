@@ -71,9 +71,12 @@ def load_mnist1d(
     """
     if not isinstance(num_samples, int) or num_samples < 100 or num_samples % 10:
         raise ValueError(f"num_samples must be a multiple of 10 and >= 100, got {num_samples!r}")
-    x, y, x_test, y_test = _generate_mnist1d(bool(shuffle_positions), num_samples)
-    train, val = split_train_val(torch.from_numpy(x), torch.from_numpy(y), val_fraction, seed)
-    test = (torch.from_numpy(x_test), torch.from_numpy(y_test))
+    # The arrays are cached across calls: hand out copies, so that a caller editing a split in
+    # place (x -= x.mean()) cannot change what the next call returns.
+    arrays = _generate_mnist1d(bool(shuffle_positions), num_samples)
+    x, y, x_test, y_test = (torch.tensor(a) for a in arrays)
+    train, val = split_train_val(x, y, val_fraction, seed)
+    test = (x_test, y_test)
     name = "mnist1d-shuffled" if shuffle_positions else "mnist1d"
     return Splits(name, train, val, test, num_classes=10)
 

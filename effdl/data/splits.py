@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from effdl._checks import check_fraction, check_positive_int
+
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -26,8 +28,9 @@ class Splits:
     num_classes: int
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Return the shape of one input sample, e.g. (1, 40) for mnist1d."""
+    def sample_shape(self) -> tuple[int, ...]:
+        """Return the shape of one input sample without the batch dimension, e.g. (1, 40) for
+        mnist1d; `(1, *sample_shape)` is the `input_shape` that `effdl.measure` takes."""
         return tuple(self.train[0].shape[1:])
 
     def sizes(self) -> dict[str, int]:
@@ -41,8 +44,7 @@ class Splits:
 
         Source: torch.utils.data documentation (DataLoader with a seeded generator).
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         generator = torch.Generator().manual_seed(seed)
         train = DataLoader(
             TensorDataset(*self.train), batch_size=batch_size, shuffle=True, generator=generator
@@ -54,19 +56,9 @@ class Splits:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())
         return (
-            f"Splits({self.name!r}, input={self.input_shape}, classes={self.num_classes}, {sizes})"
+            f"Splits({self.name!r}, sample_shape={self.sample_shape}, "
+            f"classes={self.num_classes}, {sizes})"
         )
-
-
-def check_fraction(name: str, value: float, *, allow_zero: bool = True) -> float:
-    """Return `value` if it is a fraction in [0, 1) (or (0, 1)); raise ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (low_ok and value < 1):
-        allowed = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"{name} must be in {allowed}, got {value}")
-    return float(value)
 
 
 def split_train_val(

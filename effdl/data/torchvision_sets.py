@@ -2,11 +2,13 @@
 
 Start with `load_torchvision`: torchvision parses the files on disk, we only carve a seeded
 validation part out of the train set, cap sizes with `limit` and scale pixels to [0, 1].
-Nothing downloads unless the caller passes `download=True`.
+Nothing downloads unless the caller passes `download=True`. Files are read from `root`, by
+default the repository's top-level `data/` folder (see `default_data_root` and data/README.md).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,11 @@ import torch
 from torchvision import datasets
 from torchvision.datasets import VisionDataset
 
-from effdl.data.splits import Splits, check_fraction, split_train_val
+from effdl._checks import check_fraction, check_positive_int
+from effdl.data.splits import Splits, split_train_val
+
+#: Environment variable naming the folder datasets live in; it overrides the default root.
+DATA_ROOT_ENV = "EFFDL_DATA"
 
 # Pixels are stored as uint8; dividing by this maps them onto [0, 1] with no mean/std shift, so
 # that every lesson sees the same raw intensities and can normalise on its own if it wants to.
@@ -41,9 +47,29 @@ _SOURCES: dict[str, _Source] = {
 TORCHVISION_NAMES: tuple[str, ...] = tuple(_SOURCES)
 
 
+def default_data_root() -> Path:
+    """Return the folder torchvision's files are read from when no `root` is given.
+
+    In order: the folder named by the environment variable `EFFDL_DATA`; the `data/` folder at
+    the top of the repository when effdl runs from a checkout (the folder holding
+    pyproject.toml next to the `effdl` package); otherwise `effdl/data` under the user's cache
+    folder (`$XDG_CACHE_HOME`, default ~/.cache). The folder need not exist yet.
+
+    Source: the kit's layout (data/README.md).
+    """
+    override = os.environ.get(DATA_ROOT_ENV)
+    if override:
+        return Path(override).expanduser()
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "effdl").is_dir():
+        return checkout / "data"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "effdl" / "data"
+
+
 def load_torchvision(
     name: str,
-    root: str | Path,
+    root: str | Path | None = None,
     *,
     download: bool = False,
     val_fraction: float = 0.1,
@@ -56,7 +82,8 @@ def load_torchvision(
     ----------
     name : one of ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``.
     root : the folder holding torchvision's layout, e.g. ``root/MNIST/raw/...`` or
-        ``root/cifar-10-batches-py/...``.
+        ``root/cifar-10-batches-py/...``; ``None`` means `default_data_root()` (the
+        repository's ``data/`` unless ``$EFFDL_DATA`` says otherwise).
     download : passed to torchvision; only then may anything be fetched from the network.
     val_fraction : share of torchvision's train set held out as validation, in [0, 1).
     seed : fixes which train samples go to validation.
@@ -79,10 +106,10 @@ def load_torchvision(
         raise ValueError(f"name must be one of {list(TORCHVISION_NAMES)}, got {name!r}")
     # Checked here as well as in split_train_val so a typo fails before the whole dataset is read.
     check_fraction("val_fraction", val_fraction)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if limit is not None:
+        check_positive_int("limit", limit)
     source = _SOURCES[name]
-    root = Path(root).expanduser()
+    root = default_data_root() if root is None else Path(root).expanduser()
 
     # Read the train set first so a missing folder fails before any splitting work.
     train_set = _open(source, name, root, train=True, download=download)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from effdl.data.splits import Splits, check_fraction
+from effdl._checks import check_fraction
+from effdl.data.splits import Splits
 
 
 def make_variant(
@@ -59,7 +60,7 @@ def make_variant(
         pairs = [(_add_noise(x, scale, rng), y) for x, y in pairs]
 
     if shuffle_positions:
-        flat = int(np.prod(splits.input_shape[1:])) if len(splits.input_shape) > 1 else 1
+        flat = int(np.prod(splits.sample_shape[1:])) if len(splits.sample_shape) > 1 else 1
         order = torch.from_numpy(rng.permutation(flat))
         pairs = [(_permute_positions(x, order), y) for x, y in pairs]
 

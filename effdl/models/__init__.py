@@ -1,5 +1,6 @@
 """Model families, one module each: the mnist1d baselines, convolutions and MobileNets,
-attention and the Transformer."""
+attention and the Transformer. Models only: the experiments that train, time and compare them
+live in `effdl.experiments`."""
 
 from effdl.models.attention import (
     AdditiveAttention,
@@ -11,16 +12,16 @@ from effdl.models.attention import (
 from effdl.models.baselines import (
     BASELINES,
     MLP,
-    ClassifierRun,
     ConvNet1d,
     GRUNet,
     LogisticRegression,
     make_baseline,
-    train_baselines,
-    train_classifier,
 )
 from effdl.models.mobilenet import InvertedResidual, mobilenet_v1, mobilenet_v2
 from effdl.models.transformer import (
+    SelfAttention,
+    StepwiseGRU,
+    TinyGPT,
     TransformerClassifier,
     TransformerEncoder,
     TransformerEncoderLayer,
@@ -29,15 +30,16 @@ from effdl.models.transformer import (
 __all__ = [
     "BASELINES",
     "AdditiveAttention",
-    "ClassifierRun",
     "MultiHeadAttention",
+    "SelfAttention",
     "Seq2Seq",
+    "StepwiseGRU",
+    "TinyGPT",
     "TransformerClassifier",
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "causal_mask",
     "scaled_dot_product_attention",
-    "train_classifier",
     "MLP",
     "ConvNet1d",
     "GRUNet",
@@ -46,5 +48,4 @@ __all__ = [
     "make_baseline",
     "mobilenet_v1",
     "mobilenet_v2",
-    "train_baselines",
 ]

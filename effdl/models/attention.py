@@ -1,24 +1,20 @@
 """Attention from matmul and softmax: scaled dot-product and multi-head attention (Vaswani et
 al. 2017, eq. 1 and section 3.2.2), and Bahdanau et al. 2015's additive attention in a GRU
-encoder-decoder, with the experiment that shows the information bottleneck it removes. Start
-with `scaled_dot_product_attention`, then `MultiHeadAttention`, then `bottleneck_experiment`.
+encoder-decoder. Start with `scaled_dot_product_attention`, then `MultiHeadAttention`, then
+`Seq2Seq`; the experiment that shows the information bottleneck attention removes is
+`effdl.experiments.attention.bottleneck_experiment`.
 Boolean masks keep True pairs, as in F.scaled_dot_product_attention (nn.MultiheadAttention: block).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-#: Digits 0-9: the vocabulary of the reversal task.
-DIGITS = 10
+from effdl._checks import check_positive_int
 
 
 def causal_mask(num_queries: int, num_keys: int | None = None) -> torch.Tensor:
@@ -30,9 +26,8 @@ def causal_mask(num_queries: int, num_keys: int | None = None) -> torch.Tensor:
     Source: Vaswani et al. 2017, "Attention Is All You Need", section 3.2.3 (decoder masking).
     """
     num_keys = num_queries if num_keys is None else num_keys
-    for name, value in (("num_queries", num_queries), ("num_keys", num_keys)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_int("num_queries", num_queries)
+    check_positive_int("num_keys", num_keys)
     return torch.ones(num_queries, num_keys, dtype=torch.bool).tril()
 
 
@@ -101,10 +96,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, *, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        if not isinstance(embed_dim, int) or embed_dim < 1:
-            raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        check_positive_int("embed_dim", embed_dim)
+        check_positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim must be divisible by num_heads, got embed_dim={embed_dim}, "
@@ -246,8 +239,7 @@ class AdditiveAttention(nn.Module):
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int):
         super().__init__()
         for name, value in (("query_dim", query_dim), ("key_dim", key_dim), ("attn_dim", attn_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)  # W_a in the paper
         self.key_proj = nn.Linear(key_dim, attn_dim, bias=False)  # U_a
         self.score = nn.Linear(attn_dim, 1, bias=False)  # v_a
@@ -320,8 +312,7 @@ class Seq2Seq(nn.Module):
         super().__init__()
         embed_dim = hidden if embed_dim is None else embed_dim
         for name, value in (("vocab", vocab), ("hidden", hidden), ("embed_dim", embed_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         self.vocab, self.hidden, self.bos = vocab, hidden, vocab
         self.source_embedding = nn.Embedding(vocab, embed_dim)
         self.target_embedding = nn.Embedding(vocab + 1, embed_dim)  # + the BOS token
@@ -394,178 +385,6 @@ class Seq2Seq(nn.Module):
         finally:
             self.train(was_training)
         return logits.argmax(-1), weights
-
-
-def make_reversal_task(
-    num_samples: int, length: int, seed: int, vocab: int = DIGITS
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (source, target): (num_samples, length) random digit strings and their reverses.
-
-    Reversal needs every source digit, and the first digit to come out is the last to go in:
-    without attention, the whole string must pass through one state vector.
-
-    Source: the reversal task of Sutskever et al. 2014, section 3.3 (reversed source order).
-    """
-    for name, value in (("num_samples", num_samples), ("length", length), ("vocab", vocab)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    generator = torch.Generator().manual_seed(seed)
-    source = torch.randint(0, vocab, (num_samples, length), generator=generator)
-    return source, source.flip(1)
-
-
-def fit_tokens(
-    model: nn.Module,
-    inputs: Sequence[torch.Tensor],
-    targets: torch.Tensor,
-    *,
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 5e-3,
-    clip: float = 1.0,
-    seed: int = 0,
-    verbose: bool = True,
-) -> list[float]:
-    """Return the mean training loss of each epoch of training a token predictor with Adam.
-
-    `model(*inputs)` must return (N, T, vocab) logits for the (N, T) `targets`; the loss is
-    cross-entropy averaged over tokens. `effdl.train.fit` scores one label per sample, while a
-    sequence model is scored per token and a decoder also reads the targets (teacher forcing:
-    `inputs = (src, tgt)`), hence this small loop. Gradients are clipped to norm `clip`, the
-    usual guard for recurrent nets; the batch order is fixed by `seed`.
-
-    Source: Bahdanau et al. 2015, section 4.2 (minibatch training, gradient-norm clipping).
-    """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    inputs = tuple(inputs)
-    rows_of = {t.shape[0] for t in (*inputs, targets)}
-    if len(rows_of) != 1:
-        raise ValueError(
-            f"inputs and targets must have as many rows, got {[t.shape[0] for t in inputs]} "
-            f"and {targets.shape[0]}"
-        )
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    model.train()
-    for _ in tqdm(range(epochs), desc="epochs", disable=not verbose, leave=False):
-        order = torch.randperm(targets.shape[0], generator=generator)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            logits = model(*(t[rows] for t in inputs))
-            loss = F.cross_entropy(logits.flatten(0, 1), targets[rows].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            total += loss.item() * len(rows)
-        losses.append(total / len(order))
-    return losses
-
-
-def seq2seq_accuracy(model: Seq2Seq, src: torch.Tensor, tgt: torch.Tensor) -> dict[str, float]:
-    """Return greedy-decoding accuracy: per token and per whole sequence (all tokens right).
-
-    Source: exact-match and token accuracy, the usual scores for algorithmic sequence tasks.
-    """
-    predicted, _ = model.generate(src, length=tgt.shape[1])
-    correct = predicted == tgt
-    return {
-        "token_accuracy": correct.float().mean().item(),
-        "sequence_accuracy": correct.all(dim=1).float().mean().item(),
-    }
-
-
-@dataclass
-class BottleneckResult:
-    """Accuracy vs source length with and without attention, and one example's weights."""
-
-    lengths: list[int]
-    token_accuracy: dict[str, list[float]] = field(default_factory=dict)
-    sequence_accuracy: dict[str, list[float]] = field(default_factory=dict)
-    params: dict[str, int] = field(default_factory=dict)
-    #: One test example at the longest length: its source, the attention model's prediction and
-    #: its (T, S) attention weights, rows = output steps, columns = source positions.
-    example_source: list[int] = field(default_factory=list)
-    example_prediction: list[int] = field(default_factory=list)
-    example_weights: torch.Tensor | None = None
-    seconds: float = 0.0
-
-
-#: The experiment's default size, a visible constant: 300 Adam steps per model and length,
-#: 40 to 45 seconds for lengths (4, 8, 12, 16) on two busy CPU cores. With attention token
-#: accuracy stays near 0.9 up to length 16; without, it falls to about 0.4 (seeds 0 and 1).
-BOTTLENECK_DEFAULTS = {
-    "hidden": 32,
-    "train_samples": 2000,
-    "test_samples": 500,
-    "epochs": 15,
-    "batch_size": 100,
-    "lr": 1e-2,
-}
-
-
-def bottleneck_experiment(
-    lengths: Sequence[int] = (4, 8, 12, 16),
-    *,
-    hidden: int = BOTTLENECK_DEFAULTS["hidden"],
-    train_samples: int = BOTTLENECK_DEFAULTS["train_samples"],
-    test_samples: int = BOTTLENECK_DEFAULTS["test_samples"],
-    epochs: int = BOTTLENECK_DEFAULTS["epochs"],
-    batch_size: int = BOTTLENECK_DEFAULTS["batch_size"],
-    lr: float = BOTTLENECK_DEFAULTS["lr"],
-    seed: int = 0,
-    verbose: bool = True,
-) -> BottleneckResult:
-    """Return test accuracy vs string length of `Seq2Seq` with and without attention on
-    digit reversal, and the attention weights of one test example at the longest length.
-
-    Both models have the same hidden size and training budget at every length; models and
-    data are seeded by `seed`. Without attention accuracy falls as the string grows; with
-    attention it stays high, and the weights show the anti-diagonal of a reversal.
-
-    Source: Bahdanau et al. 2015, section 5.1 and figure 2 (BLEU vs sentence length), figure 3.
-    """
-    lengths = [int(n) for n in lengths]
-    if not lengths or any(n < 1 for n in lengths):
-        raise ValueError(f"lengths must be a non-empty list of positive ints, got {lengths}")
-    start = time.perf_counter()
-    result = BottleneckResult(lengths=lengths)
-    variants = {"attention": True, "no_attention": False}
-    for name in variants:
-        result.token_accuracy[name], result.sequence_accuracy[name] = [], []
-    runs = [(n, name) for n in lengths for name in variants]
-    for length, name in tqdm(runs, desc="bottleneck", disable=not verbose):
-        src, tgt = make_reversal_task(train_samples, length, seed=seed)
-        test_src, test_tgt = make_reversal_task(test_samples, length, seed=seed + 1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Seq2Seq(DIGITS, hidden, attention=variants[name])
-        fit_tokens(
-            model,
-            (src, tgt),
-            tgt,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            verbose=False,
-        )
-        scores = seq2seq_accuracy(model, test_src, test_tgt)
-        result.token_accuracy[name].append(scores["token_accuracy"])
-        result.sequence_accuracy[name].append(scores["sequence_accuracy"])
-        result.params[name] = sum(p.numel() for p in model.parameters())
-        if name == "attention" and length == max(lengths):
-            predicted, weights = model.generate(test_src[:1])
-            result.example_source = test_src[0].tolist()
-            result.example_prediction = predicted[0].tolist()
-            result.example_weights = weights[0]
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def _apply_mask(scores: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:

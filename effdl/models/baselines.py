@@ -2,23 +2,18 @@
 
 Their sizes follow the mnist1d paper's reference models (Greydanus 2020, section 2 and its
 code defaults): MLP 100-100 hidden units, CNN of three convolutions with 25 channels, GRU with
-6 hidden units per direction. Start with `make_baseline`.
+6 hidden units per direction. Start with `make_baseline`; the training recipe that reproduces
+the paper's table lives in `effdl.experiments.foundations`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from effdl.data.splits import Splits
-from effdl.measure import profile
-from effdl.train import History, evaluate, fit
+from effdl._checks import check_in
 
 #: mnist1d signal length and number of classes.
 MNIST1D_LENGTH = 40
@@ -113,101 +108,7 @@ def make_baseline(name: str, *, seed: int = 0) -> nn.Module:
 
     Source: Greydanus 2020, "Scaling down deep learning", section 2 (baselines).
     """
-    if name not in BASELINES:
-        raise ValueError(f"name must be one of {tuple(BASELINES)}, got {name!r}")
+    check_in("name", name, tuple(BASELINES))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return BASELINES[name]()
-
-
-#: The mnist1d training recipe: Adam, learning rate 1e-2, no weight decay, batch 100, 6,000
-#: steps on the 4,000 training signals (the repository's later training script runs 8,000).
-PAPER_STEPS = 6000
-PAPER_BATCH_SIZE = 100
-PAPER_LR = 1e-2
-
-
-@dataclass
-class ClassifierRun:
-    """A trained classifier with its test accuracy, footprint and training history."""
-
-    name: str
-    model: nn.Module
-    history: History
-    test_accuracy: float
-    footprint: dict[str, float]
-
-
-def train_classifier(
-    name: str,
-    model: nn.Module,
-    splits: Splits,
-    loaders: tuple[DataLoader, DataLoader, DataLoader],
-    *,
-    epochs: int,
-    lr: float,
-    seed: int = 0,
-    latency: bool = True,
-    verbose: bool = True,
-) -> ClassifierRun:
-    """Return the `ClassifierRun` of training `model` with Adam on `loaders` (train, val,
-    test), then measuring its test accuracy and footprint; validation runs if `splits` has any.
-
-    Source: the kit's own protocol (effdl.train.fit, then effdl.measure.profile).
-    """
-    train_loader, val_loader, test_loader = loaders
-    has_val = len(splits.val[1]) > 0
-    history = fit(
-        model,
-        train_loader,
-        val_loader if has_val else None,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        verbose=verbose,
-    )
-    accuracy = evaluate(model, test_loader)["accuracy"]
-    footprint = profile(model, splits.input_shape, latency=latency)
-    return ClassifierRun(name, model, history, accuracy, footprint)
-
-
-def train_baselines(
-    splits: Splits,
-    names: Sequence[str] = tuple(BASELINES),
-    *,
-    steps: int = PAPER_STEPS,
-    batch_size: int = PAPER_BATCH_SIZE,
-    lr: float = PAPER_LR,
-    seed: int = 0,
-    latency: bool = True,
-    verbose: bool = True,
-) -> dict[str, ClassifierRun]:
-    """Return each named baseline trained on `splits` for about `steps` optimizer steps.
-
-    Steps are rounded up to whole epochs. Each run reports test accuracy and its footprint
-    (params, MACs, serialized bytes and, if `latency`, CPU latency of one sample).
-
-    Source: Greydanus 2020, "Scaling down deep learning", section 2 and its training defaults.
-    """
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise ValueError(f"names must be among {tuple(BASELINES)}, got {unknown}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    loaders = splits.loaders(batch_size=batch_size, seed=seed)
-    epochs = math.ceil(steps / len(loaders[0]))
-    runs = {}
-    for name in tqdm(names, desc="baselines", disable=not verbose):
-        model = make_baseline(name, seed=seed)
-        runs[name] = train_classifier(
-            name,
-            model,
-            splits,
-            loaders,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            latency=latency,
-            verbose=verbose,
-        )
-    return runs

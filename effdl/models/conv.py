@@ -13,25 +13,28 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from effdl._checks import check_positive_int
 from effdl.measure import count_params
 
 
-def fc_vs_conv_params(input_shape: Sequence[int], kernel_size: int) -> dict[str, int]:
-    """Return the weights of one fully connected neuron and of one conv filter on an input.
+def fc_vs_conv_params(image_hwc: Sequence[int], kernel_size: int) -> dict[str, int]:
+    """Return the weights of one fully connected neuron and of one conv filter on an image.
 
-    `input_shape` is (height, width, channels), as the source writes it (100 x 100 x 3).
+    `image_hwc` is one image's (height, width, channels), channels last as the source writes
+    it (100 x 100 x 3); it is not an `input_shape` (those include the batch dimension).
     Both counts are read off real torch layers (`nn.Linear` with one output, `nn.Conv2d` with
     one filter, no bias); the closed forms are H*W*C and k*k*C.
 
     Source: 000 "High-Performance Deep Learning, Part 4", Efficient Architectures (FC vs conv).
     """
-    shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+    shape = tuple(image_hwc)
+    if len(shape) != 3 or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
         raise ValueError(
-            f"input_shape must be (height, width, channels) of positive ints, got {input_shape!r}"
+            f"image_hwc must be (height, width, channels) of positive ints, got {image_hwc!r}"
         )
-    if not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+    check_positive_int("kernel_size", kernel_size)
     height, width, channels = shape
     if kernel_size > min(height, width):
         raise ValueError(f"kernel_size must fit in the input ({height}x{width}), got {kernel_size}")
@@ -53,11 +56,11 @@ def standard_conv(
 
     Source: Howard et al. 2017, "MobileNets", section 3.1 (standard convolution, eq. 1).
     """
-    _check_positive("in_ch", in_ch)
-    _check_positive("out_ch", out_ch)
+    check_positive_int("in_ch", in_ch)
+    check_positive_int("out_ch", out_ch)
     _check_odd_kernel(kernel_size)
-    _check_positive("stride", stride)
-    _check_positive("groups", groups)
+    check_positive_int("stride", stride)
+    check_positive_int("groups", groups)
     if in_ch % groups:
         raise ValueError(f"in_ch must be divisible by groups ({groups}), got {in_ch}")
     if out_ch % groups:
@@ -143,9 +146,9 @@ def standard_conv_cost(
 
     Source: Howard et al. 2017, "MobileNets", section 3.1, eq. 2.
     """
-    _check_positive("in_ch", in_ch)
-    _check_positive("out_ch", out_ch)
-    _check_positive("kernel_size", kernel_size)
+    check_positive_int("in_ch", in_ch)
+    check_positive_int("out_ch", out_ch)
+    check_positive_int("kernel_size", kernel_size)
     height, width = _size_pair(out_size)
     weights = kernel_size * kernel_size * in_ch * out_ch
     return {"params": weights, "madds": weights * height * width}
@@ -162,9 +165,9 @@ def separable_conv_cost(
 
     Source: Howard et al. 2017, "MobileNets", section 3.1, eq. 4 and 5.
     """
-    _check_positive("in_ch", in_ch)
-    _check_positive("out_ch", out_ch)
-    _check_positive("kernel_size", kernel_size)
+    check_positive_int("in_ch", in_ch)
+    check_positive_int("out_ch", out_ch)
+    check_positive_int("kernel_size", kernel_size)
     height, width = _size_pair(out_size)
     depthwise = kernel_size * kernel_size * in_ch
     pointwise = in_ch * out_ch
@@ -185,20 +188,14 @@ def separable_cost_ratio(n_out: int, kernel: int) -> float:
 
     Source: Howard et al. 2017, "MobileNets", section 3.1, the ratio below eq. 5.
     """
-    _check_positive("n_out", n_out)
-    _check_positive("kernel", kernel)
+    check_positive_int("n_out", n_out)
+    check_positive_int("kernel", kernel)
     return 1.0 / n_out + 1.0 / kernel**2
-
-
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _check_odd_kernel(kernel_size: object) -> None:
     # "Same" padding of kernel_size // 2 keeps the map size only for odd kernels.
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    check_positive_int("kernel_size", kernel_size)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
 

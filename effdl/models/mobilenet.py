@@ -2,21 +2,19 @@
 builder. v1 stacks depthwise-separable layers and scales with a width multiplier alpha and the
 input resolution rho; v2 stacks inverted residuals with linear bottlenecks and loads
 torchvision's state_dict. Start with `MOBILENET_V1_TABLE` and `mobilenet_v1`, then
-`InvertedResidual` and `mobilenet_v2`.
+`InvertedResidual` and `mobilenet_v2`. The paper's cost tables and the digits experiment live in
+`effdl.experiments.convolutions`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from effdl.data import Splits, load_digits
-from effdl.measure import count_macs, count_params, cpu_latency
+from effdl._checks import check_positive_int
 from effdl.models.conv import MobileNetV1Block, pointwise_conv, standard_conv
-from effdl.train import evaluate, fit
 
 #: MobileNet v1 body, Howard et al. 2017 Table 1: (layer kind, output channels, stride).
 #: "conv" is a full 3x3 convolution + BN + ReLU, "separable" a `MobileNetV1Block`. The paper's
@@ -42,20 +40,6 @@ DIGITS_TABLE: tuple[tuple[str, int, int], ...] = (
     ("separable", 64, 1),
     ("separable", 128, 2),
     ("separable", 256, 2),
-)
-
-#: Costs printed by Howard et al. 2017: Table 4 (separable vs full convolution, 224x224),
-#: Table 6 (width multiplier alpha at 224) and Table 7 (resolution at alpha 1). Params are
-#: rounded to 0.1M and mult-adds to 1M in the paper.
-MOBILENET_V1_PUBLISHED: tuple[dict[str, float], ...] = (
-    {"alpha": 1.0, "resolution": 224, "separable": 1, "params_M": 4.2, "madds_M": 569},
-    {"alpha": 1.0, "resolution": 224, "separable": 0, "params_M": 29.3, "madds_M": 4866},
-    {"alpha": 0.75, "resolution": 224, "separable": 1, "params_M": 2.6, "madds_M": 325},
-    {"alpha": 0.5, "resolution": 224, "separable": 1, "params_M": 1.3, "madds_M": 149},
-    {"alpha": 0.25, "resolution": 224, "separable": 1, "params_M": 0.5, "madds_M": 41},
-    {"alpha": 1.0, "resolution": 192, "separable": 1, "params_M": 4.2, "madds_M": 418},
-    {"alpha": 1.0, "resolution": 160, "separable": 1, "params_M": 4.2, "madds_M": 290},
-    {"alpha": 1.0, "resolution": 128, "separable": 1, "params_M": 4.2, "madds_M": 186},
 )
 
 #: MobileNet v2 body, Sandler et al. 2018 Table 2: (expansion t, output channels c, repeats n,
@@ -114,8 +98,8 @@ def mobilenet_v1(
 
     Source: Howard et al. 2017, "MobileNets", Table 1, Table 4 and section 3.3 (alpha, rho).
     """
-    _check_count("num_classes", num_classes)
-    _check_count("in_channels", in_channels)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("in_channels", in_channels)
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}")
     rows = list(table)
@@ -141,41 +125,6 @@ def mobilenet_v1(
     return model
 
 
-def mobilenet_v1_costs(
-    alphas: Sequence[float] = (1.0, 0.75, 0.5, 0.25),
-    resolutions: Sequence[int] = (224, 192, 160, 128),
-) -> list[dict[str, float]]:
-    """Return measured params and mult-adds of MobileNet v1 along the paper's two sweeps.
-
-    One row per alpha at 224x224 and one per resolution at alpha 1 (the pair (1.0, 224) once),
-    each {"alpha", "resolution", "params", "madds", "params_M", "madds_M"}; params from
-    `count_params` (BatchNorm's scale and shift included), mult-adds from `count_macs`.
-
-    Source: Howard et al. 2017, "MobileNets", Tables 6 and 7.
-    """
-    points = [(float(a), 224) for a in alphas]
-    points += [(1.0, int(r)) for r in resolutions if (1.0, int(r)) not in points]
-    models: dict[float, MobileNet] = {}
-    rows = []
-    for alpha, resolution in points:
-        if alpha not in models:
-            models[alpha] = mobilenet_v1(alpha=alpha)
-        model = models[alpha]
-        params = count_params(model)
-        madds = count_macs(model, (1, 3, resolution, resolution))
-        rows.append(
-            {
-                "alpha": alpha,
-                "resolution": resolution,
-                "params": params,
-                "madds": madds,
-                "params_M": params / 1e6,
-                "madds_M": madds / 1e6,
-            }
-        )
-    return rows
-
-
 class InvertedResidual(nn.Module):
     """MobileNet v2's block: expand 1x1 (ReLU6), depthwise 3x3 (ReLU6), linear 1x1 projection.
 
@@ -190,8 +139,8 @@ class InvertedResidual(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, expand_ratio: int):
         super().__init__()
-        _check_count("in_ch", in_ch)
-        _check_count("out_ch", out_ch)
+        check_positive_int("in_ch", in_ch)
+        check_positive_int("out_ch", out_ch)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
         if isinstance(expand_ratio, bool) or not isinstance(expand_ratio, int | float):
@@ -231,8 +180,8 @@ def mobilenet_v2(
 
     Source: Sandler et al. 2018, "MobileNetV2", Table 2 and section 6.1.
     """
-    _check_count("num_classes", num_classes)
-    _check_count("in_channels", in_channels)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("in_channels", in_channels)
     if isinstance(width_mult, bool) or not isinstance(width_mult, int | float) or width_mult <= 0:
         raise ValueError(f"width_mult must be > 0, got {width_mult!r}")
     if not 0 <= dropout < 1:
@@ -253,70 +202,6 @@ def mobilenet_v2(
     model = MobileNet(nn.Sequential(*layers), classifier)
     _init_weights(model)
     return model
-
-
-def compare_conv_vs_separable_on_digits(
-    epochs: int = 10,
-    seed: int = 0,
-    *,
-    table: Sequence[tuple[str, int, int]] = DIGITS_TABLE,
-    lr: float = 3e-3,
-    batch_size: int = 64,
-    threads: int = 1,
-    verbose: bool = False,
-) -> dict[str, dict[str, float]]:
-    """Return test accuracy, params, MACs and CPU latency of a standard and a separable CNN.
-
-    Both networks are `mobilenet_v1(table=table, in_channels=1, num_classes=10)` (a full-conv
-    stem, then the table's layers, global pooling, one linear layer), one with
-    `separable=False`, so they have the same depth, widths and strides and differ only in how
-    each 3x3 layer is built. Each is trained with `effdl.train.fit` (Adam, `lr`) for `epochs`
-    on `effdl.data.load_digits(seed=seed)` from the same seed, with torch limited to
-    `threads` threads meanwhile (one is fastest for networks this small). Per model:
-    "test_acc", "val_acc", "params", "macs" (one 1x8x8 digit), "latency_ms" (batch 1, one
-    thread) and "train_seconds".
-
-    Source: Howard et al. 2017, "MobileNets", Table 4 (separable vs full convolution).
-    """
-    _check_count("threads", threads)
-    splits = load_digits(seed=seed)
-    results: dict[str, dict[str, float]] = {}
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for name, separable in (("standard", False), ("separable", True)):
-            results[name] = _train_digits_model(
-                splits, table, separable, epochs, seed, lr, batch_size, verbose
-            )
-    finally:
-        torch.set_num_threads(previous_threads)
-    return results
-
-
-def _train_digits_model(
-    splits: Splits,
-    table: Sequence[tuple[str, int, int]],
-    separable: bool,
-    epochs: int,
-    seed: int,
-    lr: float,
-    batch_size: int,
-    verbose: bool,
-) -> dict[str, float]:
-    train_loader, val_loader, test_loader = splits.loaders(batch_size=batch_size, seed=seed)
-    torch.manual_seed(seed)
-    model = mobilenet_v1(num_classes=10, in_channels=1, separable=separable, table=table)
-    start = time.perf_counter()
-    history = fit(model, train_loader, val_loader, epochs=epochs, lr=lr, seed=seed, verbose=verbose)
-    seconds = time.perf_counter() - start
-    return {
-        "test_acc": evaluate(model, test_loader)["accuracy"],
-        "val_acc": history.last["val_acc"],
-        "params": count_params(model),
-        "macs": count_macs(model, (1, 1, 8, 8)),
-        "latency_ms": cpu_latency(model, (1, 1, 8, 8), threads=1).median_ms,
-        "train_seconds": seconds,
-    }
 
 
 def _conv_bn_act(
@@ -360,8 +245,3 @@ def _init_weights(model: nn.Module) -> None:
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0.0, 0.01)
             nn.init.zeros_(module.bias)
-
-
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")

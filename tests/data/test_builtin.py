@@ -15,7 +15,7 @@ def test_digits_shapes_and_range():
 
 def test_mnist1d_matches_the_published_generator():
     s = load_mnist1d(seed=0, val_fraction=0.0)
-    assert s.input_shape == (1, 40)
+    assert s.sample_shape == (1, 40)
     assert s.sizes() == {"train": 4000, "val": 0, "test": 1000}
     # All ten classes, 500 samples each in total, as make_dataset's defaults produce.
     labels = torch.cat([s.train[1], s.test[1]])

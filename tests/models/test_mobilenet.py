@@ -5,25 +5,12 @@ from torch import nn
 
 from effdl.claims import REGISTRY
 from effdl.claims.runner import load_pillars
+from effdl.experiments.convolutions import MOBILENET_V1_PUBLISHED
 from effdl.measure import count_macs, count_params
 from effdl.models.conv import MobileNetV1Block
-from effdl.models.mobilenet import (
-    DIGITS_TABLE,
-    MOBILENET_V1_PUBLISHED,
-    InvertedResidual,
-    compare_conv_vs_separable_on_digits,
-    mobilenet_v1,
-    mobilenet_v1_costs,
-    mobilenet_v2,
-)
-from effdl.plots import plot_depth_multiplier
+from effdl.models.mobilenet import InvertedResidual, mobilenet_v1, mobilenet_v2
 
 IMAGENET = (1, 3, 224, 224)
-
-
-@pytest.fixture(scope="module")
-def v1_costs():
-    return mobilenet_v1_costs()
 
 
 @pytest.fixture(scope="module")
@@ -55,30 +42,6 @@ def test_v1_has_the_layers_of_table_1():
     assert sum(isinstance(b, MobileNetV1Block) for b in blocks) == 13
     assert model.features(torch.randn(1, 3, 224, 224)).shape == (1, 1024, 7, 7)
     assert model.classifier.in_features == 1024
-
-
-def test_v1_costs_follow_tables_6_and_7(v1_costs):
-    for row in v1_costs:
-        published = _published(row["alpha"], row["resolution"])
-        # Mult-adds within 2%; params printed to 0.1M, so within half of that or 2%.
-        assert row["madds_M"] == pytest.approx(published["madds_M"], rel=0.02)
-        assert abs(row["params_M"] - published["params_M"]) <= 0.05 + 0.02 * row["params_M"]
-
-
-def test_v1_costs_scale_with_alpha_and_rho_squared(v1_costs):
-    base = next(r for r in v1_costs if r["alpha"] == 1.0 and r["resolution"] == 224)
-    fc = 1024 * 1000  # the classifier's mult-adds do not scale with the resolution
-    for row in v1_costs:
-        if row["alpha"] == 1.0 and row["resolution"] != 224:
-            expected = (base["madds"] - fc) * (row["resolution"] / 224) ** 2 + fc
-            assert row["madds"] == pytest.approx(expected, rel=1e-3)
-            assert row["params"] == base["params"]
-
-
-def test_plot_depth_multiplier_returns_a_figure(v1_costs):
-    fig = plot_depth_multiplier(v1_costs, MOBILENET_V1_PUBLISHED)
-    assert len(fig.axes) == 3
-    assert fig.axes[0].get_xlabel() == "width multiplier alpha"
 
 
 def test_v2_has_exactly_torchvisions_params_and_macs(torchvision_v2):
@@ -142,24 +105,12 @@ def test_small_input_keeps_the_parameter_count():
         (lambda: mobilenet_v2(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
         (lambda: InvertedResidual(16, 16, 3, 6), r"stride must be 1 or 2, got 3"),
         (lambda: InvertedResidual(16, 16, 1, 0), r"expand_ratio must be a number >= 1, got 0"),
-        (lambda: compare_conv_vs_separable_on_digits(epochs=1, threads=0), r"threads must be"),
+        (lambda: mobilenet_v1(num_classes=True), r"num_classes must be a positive int, got True"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
-
-
-def test_digits_comparison_reports_both_models():
-    tiny = (("conv", 8, 1), ("separable", 16, 2))
-    result = compare_conv_vs_separable_on_digits(epochs=1, table=tiny)
-    assert set(result) == {"standard", "separable"}
-    for row in result.values():
-        assert set(row) >= {"test_acc", "params", "macs", "latency_ms"}
-        assert 0 <= row["test_acc"] <= 1
-    assert result["separable"]["params"] < result["standard"]["params"]
-    assert result["separable"]["macs"] < result["standard"]["macs"]
-    assert DIGITS_TABLE[0][0] == "conv"
 
 
 def test_mobilenet_v2_claim_rule_requires_an_exact_param_count():
