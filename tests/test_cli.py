@@ -8,15 +8,15 @@ from effdl.cli import main
 def test_reproduce_only_prints_the_table_and_writes_reports(tmp_path, capsys):
     out_json, out_md = tmp_path / "ledger.json", tmp_path / "ledger.md"
     status = main(
-        ["reproduce", "--only", "fc-vs-conv", "--json", str(out_json), "--markdown", str(out_md)]
+        ["reproduce", "--only", "mobilenet-v2", "--json", str(out_json), "--markdown", str(out_md)]
     )
     assert status == 0
     printed = capsys.readouterr().out
     assert "claim" in printed and "published" in printed and "measured here" in printed
-    assert "fc-vs-conv" in printed and "reproduced" in printed
+    assert "mobilenet-v2" in printed and "reproduced" in printed
     report = json.loads(out_json.read_text())
-    assert [c["id"] for c in report["claims"]] == ["fc-vs-conv"]
-    assert "fc-vs-conv" in out_md.read_text()
+    assert [c["id"] for c in report["claims"]] == ["mobilenet-v2"]
+    assert "mobilenet-v2" in out_md.read_text()
 
 
 def test_unknown_claim_id_is_a_usage_error(capsys):

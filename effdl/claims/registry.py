@@ -9,8 +9,18 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-#: The verdicts a rule may give; "error" is the runner's, for a measurement that crashed.
-VERDICTS = ("reproduced", "close", "differs", "not-comparable", "error")
+#: What a verdict rule may conclude about the claim's own protocol.
+RULE_VERDICTS = ("reproduced", "close", "differs", "not-comparable")
+#: Appended to a rule's verdict when the figures come from a smaller run than the claim's own
+#: protocol (fewer steps or seeds, a subset): "reproduced (reduced run)" is not "reproduced".
+REDUCED_RUN = " (reduced run)"
+#: Every verdict a ledger row may carry: a rule's verdict, the same for a reduced run, and
+#: "error", the runner's, for a measurement that crashed.
+VERDICTS = (*RULE_VERDICTS, "error", *(v + REDUCED_RUN for v in RULE_VERDICTS))
+#: A claim expected to finish within this many seconds (2 CPU cores, one torch thread) is quick.
+QUICK_SECONDS = 60.0
+#: The whole quick set (`effdl reproduce --quick`) must fit in this many seconds.
+QUICK_BUDGET_SECONDS = 300.0
 
 Figures = Mapping[str, float]
 
@@ -27,15 +37,26 @@ class Outcome:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
+def reduced_verdict(verdict: str) -> str:
+    """Return the label of `verdict` for figures from a reduced run ("close" -> "close (reduced
+    run)"); "error" and an already reduced verdict stay as they are."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    return verdict + REDUCED_RUN if verdict in RULE_VERDICTS else verdict
+
+
 VerdictRule = Callable[[Figures, Figures], Outcome]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A published claim: where it is printed, what it says, its figures and how to re-measure.
+    """A published claim: where it is printed, what it says, its figures, how to re-measure
+    them and what that costs.
 
     `measure()` returns a dict with the keys of `published` (and any extra figures, plus an
-    optional "note" string that the ledger prints with the verdict).
+    optional "note" string that the ledger prints with the verdict). `cost_seconds` is the
+    expected wall time of `measure()` on 2 CPU cores with one torch thread; `register` refuses
+    a claim without it, and `--quick` runs the claims whose cost is at most `QUICK_SECONDS`.
     """
 
     id: str
@@ -44,15 +65,31 @@ class Claim:
     published: Figures
     measure: Callable[[], dict]
     verdict: VerdictRule
-    quick: bool = True
+    cost_seconds: float | None = None
     units: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def quick(self) -> bool:
+        """Whether the claim is expected to finish within `QUICK_SECONDS`."""
+        return self.cost_seconds is not None and self.cost_seconds <= QUICK_SECONDS
 
 
 REGISTRY: dict[str, Claim] = {}
 
 
 def register(new: Claim) -> Claim:
-    """Return `new` after adding it to the registry; an id may be registered once."""
+    """Return `new` after adding it to the registry; an id may be registered once, and only
+    with a declared cost."""
+    cost = new.cost_seconds
+    if cost is None:
+        raise ValueError(
+            f"claim {new.id!r} declares no cost_seconds: every claim must give its expected wall "
+            "time in seconds (2 CPU cores, one torch thread) so that --quick can select by cost"
+        )
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 < cost < math.inf:
+        raise ValueError(
+            f"cost_seconds of claim {new.id!r} must be a positive number of seconds, got {cost!r}"
+        )
     if new.id in REGISTRY:
         raise ValueError(
             f"claim id {new.id!r} is already registered (by {REGISTRY[new.id].source})"
@@ -68,14 +105,17 @@ def claim(
     statement: str,
     published: Figures,
     verdict: VerdictRule,
-    quick: bool = True,
+    cost_seconds: float | None = None,
     units: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
-    """Return a decorator that registers the decorated function as the claim's measurement."""
+    """Return a decorator that registers the decorated function as the claim's measurement;
+    `cost_seconds` (expected wall time, 2 CPU cores, one torch thread) is required."""
 
     def decorate(measure: Callable[[], dict]) -> Callable[[], dict]:
         register(
-            Claim(id, source, statement, dict(published), measure, verdict, quick, units or {})
+            Claim(
+                id, source, statement, dict(published), measure, verdict, cost_seconds, units or {}
+            )
         )
         return measure
 
@@ -99,6 +139,42 @@ def exact() -> VerdictRule:
     return _tolerance_rule(0.0, 0.0, relative=False)
 
 
+def within_factor(factor: float, close: float | None = None) -> VerdictRule:
+    """Return a rule for scales (a crossover length, a speed-up): reproduced if every figure is
+    within a factor `factor` of the published one either way, close within `close` (default
+    factor squared), else differs. Figures must be positive."""
+    close = close if close is not None else factor**2
+    if not 1 <= factor <= close:
+        raise ValueError(f"factors must satisfy 1 <= factor <= close, got {factor} and {close}")
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        if not published:
+            return _NOTHING_TO_JUDGE
+        missing = [k for k in published if k not in measured]
+        if missing:
+            return Outcome("differs", f"measurement lacks {missing}")
+        ratios = {}
+        for key, want in published.items():
+            got = float(measured[key])
+            if want <= 0 or got <= 0:
+                raise ValueError(
+                    f"within_factor needs positive figures, got {key}: {got} vs {want}"
+                )
+            ratios[key] = max(got / want, want / got)
+        worst = max(ratios, key=ratios.get)
+        describe = (
+            f"worst {worst}: {float(measured[worst]):g} vs {published[worst]:g} "
+            f"({ratios[worst]:.3g}x apart)"
+        )
+        if all(r <= factor for r in ratios.values()):
+            return Outcome("reproduced", "")
+        if all(r <= close for r in ratios.values()):
+            return Outcome("close", f"within {close:g}x, not {factor:g}x; {describe}")
+        return Outcome("differs", f"beyond {close:g}x; {describe}")
+
+    return rule
+
+
 def not_comparable(reason: str) -> VerdictRule:
     """Return a rule that always says not-comparable, with `reason` (e.g. GPU-days vs seconds)."""
     return lambda published, measured: Outcome("not-comparable", reason)
@@ -112,10 +188,18 @@ def per_figure(rules: Mapping[str, VerdictRule]) -> VerdictRule:
     """Return a rule that judges each group of figures by its own rule; the worst verdict wins.
 
     `rules` maps a figure's key to the rule that judges it; the rule under "*" judges every
-    figure not named.
+    figure not named. A figure that no rule covers is an error in the claim, not a pass.
     """
 
     def rule(published: Figures, measured: Figures) -> Outcome:
+        unjudged = [k for k in published if k not in rules and "*" not in rules]
+        if unjudged:
+            raise ValueError(
+                f"per_figure has no rule for the published figures {unjudged}; its rules "
+                f"cover {list(rules)} (add a '*' rule for the rest)"
+            )
+        if not published:
+            return _NOTHING_TO_JUDGE
         outcomes = []
         for name, sub_rule in rules.items():
             keys = [k for k in published if k == name or (name == "*" and k not in rules)]
@@ -128,24 +212,46 @@ def per_figure(rules: Mapping[str, VerdictRule]) -> VerdictRule:
     return rule
 
 
-def within_printed(rel: float, printed_unit: Mapping[str, float]) -> VerdictRule:
-    """Return a rule: reproduced if every figure is within `rel` relative error plus half the
-    unit the paper prints it to (so a figure rounded to 0.1M is not held to 2% of 0.5M), close
-    within 3 times that, else differs. `printed_unit` maps a key suffix to its unit."""
+def within_printed(
+    rel: float, printed_unit: Mapping[str, float], *, truncated: bool = False
+) -> VerdictRule:
+    """Return a rule: reproduced if every figure is within `rel` relative error of what the
+    paper's printed figure stands for, close within 3 times that, else differs.
+
+    A figure printed to a unit stands for an interval: rounded, half the unit either side (so
+    0.5M printed to 0.1M is anything in 0.45..0.55M); `truncated`, the unit above it (3.4M
+    stands for 3.40..3.50M). `printed_unit` maps a key suffix to its unit.
+    """
+
+    def unit(key: str) -> float:
+        return next((u for suffix, u in printed_unit.items() if key.endswith(suffix)), 0.0)
+
+    def interval(key: str, want: float) -> tuple[float, float]:
+        if truncated:
+            return want, want + unit(key)
+        return want - unit(key) / 2, want + unit(key) / 2
 
     def allowed(key: str, want: float) -> float:
-        unit = next((u for suffix, u in printed_unit.items() if key.endswith(suffix)), 0.0)
-        return rel * abs(want) + unit / 2
+        low, high = interval(key, want)
+        return rel * abs(want) + (high - low) / 2
+
+    def gap(key: str, got: float, want: float) -> float:
+        low, high = interval(key, want)
+        return abs(got - (low + high) / 2)
 
     def rule(published: Figures, measured: Figures) -> Outcome:
+        if not published:
+            return _NOTHING_TO_JUDGE
         missing = [k for k in published if k not in measured]
         if missing:
             return Outcome("differs", f"measurement lacks {missing}")
-        score = {k: abs(float(measured[k]) - p) / allowed(k, p) for k, p in published.items()}
+        score = {k: gap(k, float(measured[k]), p) / allowed(k, p) for k, p in published.items()}
         worst = max(score, key=score.get)
+        low, high = interval(worst, published[worst])
+        stands_for = f"printed {published[worst]:g} stands for {low:g}..{high:g}"
         describe = (
             f"worst {worst}: {float(measured[worst]):g} vs {published[worst]:g} "
-            f"(allowed +-{allowed(worst, published[worst]):.3g})"
+            f"({stands_for}, plus {rel:.0%})"
         )
         if all(s <= 1 for s in score.values()):
             return Outcome("reproduced", "")
@@ -156,12 +262,17 @@ def within_printed(rel: float, printed_unit: Mapping[str, float]) -> VerdictRule
     return rule
 
 
+_NOTHING_TO_JUDGE = Outcome("not-comparable", "the claim publishes no figures to compare")
+
+
 def _tolerance_rule(tol: float, close: float, *, relative: bool) -> VerdictRule:
     if tol < 0 or close < tol:
         raise ValueError(f"tolerances must satisfy 0 <= tol <= close, got {tol} and {close}")
     unit = "relative" if relative else "absolute"
 
     def rule(published: Figures, measured: Figures) -> Outcome:
+        if not published:
+            return _NOTHING_TO_JUDGE
         missing = [k for k in published if k not in measured]
         if missing:
             return Outcome("differs", f"measurement lacks {missing}")

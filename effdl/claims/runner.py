@@ -12,13 +12,19 @@ import platform
 import textwrap
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from effdl.claims.registry import REGISTRY, Claim, Outcome
+from effdl.claims.registry import (
+    QUICK_SECONDS,
+    REGISTRY,
+    Claim,
+    Outcome,
+    reduced_verdict,
+)
 
 
 @dataclass
@@ -42,8 +48,8 @@ class Result:
 
 
 def select(ids: Sequence[str] | None = None, quick: bool = False) -> list[Claim]:
-    """Return the claims to run: those named in `ids` (in that order) or all, quick ones only
-    if `quick`."""
+    """Return the claims to run: those named in `ids` (in that order) or all; with `quick`,
+    only those whose declared cost is at most `QUICK_SECONDS` (60 s)."""
     load_pillars()
     if ids:
         unknown = [i for i in ids if i not in REGISTRY]
@@ -55,18 +61,24 @@ def select(ids: Sequence[str] | None = None, quick: bool = False) -> list[Claim]
     return [c for c in chosen if c.quick or not quick]
 
 
-def run_claim(claim: Claim, measure: Callable[[], dict] | None = None) -> Result:
+def run_claim(
+    claim: Claim, measure: Callable[[], dict] | None = None, *, reduced: str | None = None
+) -> Result:
     """Return the `Result` of measuring one claim; a crash becomes an "error" row.
 
-    `measure` replaces the claim's own measurement (see `judge`).
+    `measure` replaces the claim's own measurement (see `judge`). `reduced` says how the run
+    was smaller than the claim's protocol; the verdict then carries " (reduced run)" and the
+    reason starts with it.
     """
     start = time.perf_counter()
     try:
         measured = dict((measure or claim.measure)())
         note = str(measured.pop("note", ""))
         outcome = claim.verdict(claim.published, measured)
-        reason = "; ".join(r for r in (outcome.reason, note) if r)
-        outcome = Outcome(outcome.verdict, reason)
+        reduced_reason = f"reduced run: {reduced}" if reduced else ""
+        reason = "; ".join(r for r in (reduced_reason, outcome.reason, note) if r)
+        verdict = reduced_verdict(outcome.verdict) if reduced else outcome.verdict
+        outcome = Outcome(verdict, reason)
     except Exception as err:  # the ledger reports a broken measurement rather than stopping
         measured = {}
         outcome = Outcome("error", f"{type(err).__name__}: {err}")
@@ -100,11 +112,60 @@ def show(claim_id: str) -> Result:
     return run_claim(select([claim_id])[0])
 
 
-def judge(claim_id: str, measured: dict, note: str = "") -> Result:
-    """Return the ledger row of a claim for figures measured elsewhere, e.g. a notebook's
-    reduced run, judged by the claim's own verdict rule; `note` says how they were measured."""
+def judge(
+    claim_id: str, measured: Mapping[str, float], note: str = "", *, reduced: str | None = None
+) -> Result:
+    """Return the ledger row of a claim for figures measured elsewhere (e.g. in a notebook),
+    judged by the claim's own verdict rule.
+
+    `measured` must hold every published figure of the claim (extra figures are kept). `note`
+    says how they were measured. `reduced` says how the run was smaller than the claim's own
+    protocol (e.g. "1,500 of the paper's 6,000 steps, one seed"); the verdict is then labelled,
+    e.g. "close (reduced run)", and is never plain "reproduced".
+    """
+    chosen = select([claim_id])[0]
+    if not isinstance(measured, Mapping):
+        raise TypeError(
+            f"measured must be a dict of figures with keys {list(chosen.published)}, "
+            f"got {type(measured).__name__}"
+        )
+    missing = [k for k in chosen.published if k not in measured]
+    if missing:
+        raise ValueError(
+            f"measured lacks the figures {missing} of claim {claim_id!r}; it expects the keys "
+            f"{list(chosen.published)} (extra figures are kept), got {list(measured)}"
+        )
+    if reduced is not None and (not isinstance(reduced, str) or not reduced.strip()):
+        raise ValueError(
+            "reduced must be None (the claim's own protocol) or a description of how the run "
+            f"was smaller, e.g. '1,500 of 6,000 steps', got {reduced!r}"
+        )
     figures = {**measured, "note": note} if note else dict(measured)
-    return run_claim(select([claim_id])[0], measure=lambda: figures)
+    return run_claim(chosen, measure=lambda: figures, reduced=reduced)
+
+
+def describe(quick: bool = False) -> list[dict]:
+    """Return one row per registered claim (quick ones only if `quick`): its id, source,
+    declared cost in seconds and whether `--quick` runs it."""
+    return [
+        {"id": c.id, "source": c.source, "cost_seconds": c.cost_seconds, "quick": c.quick}
+        for c in select(quick=quick)
+    ]
+
+
+def format_costs(quick: bool = False) -> str:
+    """Return a plain-text list of the claims with their declared costs and the quick set's
+    total."""
+    rows = describe(quick)
+    width = max((len(r["id"]) for r in rows), default=5)
+    lines = [f"{'claim'.ljust(width)}  cost (s)  quick", f"{'-' * width}  --------  -----"]
+    lines += [
+        f"{r['id'].ljust(width)}  {r['cost_seconds']:>8g}  {'yes' if r['quick'] else 'no'}"
+        for r in rows
+    ]
+    total = sum(r["cost_seconds"] for r in rows if r["quick"])
+    lines.append(f"quick set (cost <= {QUICK_SECONDS:g} s each): about {total:g} s in all")
+    return "\n".join(lines)
 
 
 def machine() -> dict:
