@@ -72,3 +72,106 @@ def test_evaluate_counts_exact_accuracy():
 def test_bad_epochs():
     with pytest.raises(ValueError, match="epochs must be a positive int, got 0"):
         fit(nn.Linear(2, 2), _separable_problem(), epochs=0)
+
+
+class _TwoInputTokenModel(nn.Module):
+    """(N, T) source and (N, T) decoder input -> (N, T, vocab) logits."""
+
+    def __init__(self, vocab=5, width=8):
+        super().__init__()
+        self.src, self.tgt = nn.Embedding(vocab, width), nn.Embedding(vocab, width)
+        self.out = nn.Linear(width, vocab)
+
+    def forward(self, src, tgt):
+        return self.out(torch.tanh(self.src(src) + self.tgt(tgt)))
+
+
+def _token_loader(seed=3):
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(0, 5, (40, 6), generator=g)
+    tgt = src.flip(1)
+    return DataLoader(
+        TensorDataset(src, tgt, tgt),
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def test_fit_on_tokens_equals_a_hand_written_loop():
+    torch.manual_seed(0)
+    ours = _TwoInputTokenModel()
+    theirs = _TwoInputTokenModel()
+    theirs.load_state_dict(ours.state_dict())
+    history = fit(ours, _token_loader(), epochs=3, lr=1e-2, clip=0.5, verbose=False)
+
+    optimizer = torch.optim.Adam(theirs.parameters(), lr=1e-2)
+    epoch_losses = []
+    loader = _token_loader()
+    for _ in range(3):
+        total, tokens = 0.0, 0
+        for src, tgt, target in loader:
+            optimizer.zero_grad()
+            logits = theirs(src, tgt)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, 5), target.reshape(-1))
+            loss.backward()
+            nn.utils.clip_grad_norm_(theirs.parameters(), 0.5)
+            optimizer.step()
+            total += loss.item() * target.numel()
+            tokens += target.numel()
+        epoch_losses.append(total / tokens)
+
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert history["train_loss"] == pytest.approx(epoch_losses)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_clip_bounds_the_gradient_norm():
+    seen = []
+
+    class Spy(torch.optim.SGD):
+        def step(self, closure=None):
+            grads = [p.grad for group in self.param_groups for p in group["params"]]
+            seen.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+            return super().step(closure)
+
+    model = nn.Linear(2, 2)
+    fit(model, _separable_problem(), epochs=1, optimizer=Spy(model.parameters(), lr=10.0),
+        clip=1e-3, verbose=False)  # fmt: skip
+    assert seen and max(seen) <= 1e-3 * (1 + 1e-5)
+
+
+def test_token_accuracy_counts_every_target_element():
+    class AlwaysZero(nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(*x.shape, 3)
+            logits[..., 0] = 1.0
+            return logits
+
+    x = torch.zeros(2, 4, dtype=torch.long)
+    # 5 of the 8 target tokens are 0; no whole sequence is all zeros.
+    target = torch.tensor([[0, 0, 1, 0], [2, 0, 0, 1]])
+    result = evaluate(AlwaysZero(), DataLoader(TensorDataset(x, target), batch_size=1))
+    assert result["accuracy"] == 5 / 8
+
+
+def test_logits_that_do_not_fit_the_target_are_refused():
+    loader = DataLoader(TensorDataset(torch.zeros(4, 3).long(), torch.zeros(4, 2).long()))
+    with pytest.raises(ValueError, match=r"logits must be the target's shape plus a class"):
+        fit(nn.Sequential(nn.Embedding(5, 4), nn.Linear(4, 5)), loader, epochs=1, verbose=False)
+
+
+def test_bad_clip_and_a_bool_for_epochs():
+    with pytest.raises(ValueError, match="clip must be a number > 0, got 0"):
+        fit(nn.Linear(2, 2), _separable_problem(), epochs=1, clip=0)
+    with pytest.raises(ValueError, match="epochs must be a positive int, got True"):
+        fit(nn.Linear(2, 2), _separable_problem(), epochs=True)
+
+
+def test_evaluate_leaves_the_global_random_state_alone():
+    model, data = nn.Linear(2, 2), TensorDataset(torch.zeros(4, 2), torch.zeros(4).long())
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    evaluate(model, DataLoader(data))
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -121,3 +121,14 @@ def test_variant_bad_arguments():
         make_variant(s, train_fraction=0)
     with pytest.raises(ValueError, match="input_noise must be a float >= 0"):
         make_variant(s, input_noise=-1)
+
+
+def test_editing_a_returned_split_in_place_does_not_change_the_next_load():
+    first = load_mnist1d(seed=0)
+    expected = [t.clone() for pair in (first.train, first.val, first.test) for t in pair]
+    for pair in (first.train, first.val, first.test):
+        for t in pair:
+            t.zero_()
+    again = load_mnist1d(seed=0)
+    got = [t for pair in (again.train, again.val, again.test) for t in pair]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))

@@ -255,3 +255,17 @@ def test_bad_val_fraction(tmp_path: Path, val_fraction: float):
 def test_bad_limit(tmp_path: Path, limit):
     with pytest.raises(ValueError, match="limit"):
         load_torchvision("mnist", tmp_path, limit=limit)
+
+
+def test_default_root_is_the_repository_data_folder_unless_the_env_var_says(monkeypatch, tmp_path):
+    from effdl.data.torchvision_sets import DATA_ROOT_ENV, default_data_root
+
+    monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
+    repository = Path(__file__).resolve().parents[2]
+    assert default_data_root() == repository / "data"
+    assert (repository / "data" / "README.md").is_file()
+    monkeypatch.setenv(DATA_ROOT_ENV, str(tmp_path))
+    assert default_data_root() == tmp_path
+    # load_torchvision without a root reads there: the error names the folder.
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        load_torchvision("mnist")
