@@ -23,6 +23,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     from effdl.claims import runner
 
+    if args.list:
+        print(runner.format_costs(quick=args.quick))
+        return 0
     torch.set_num_threads(args.threads)
     try:
         results = runner.run(args.only, quick=args.quick)
@@ -75,7 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands")
 
     rep = sub.add_parser("reproduce", help="re-measure published claims and print the ledger")
-    rep.add_argument("--quick", action="store_true", help="only the claims that take seconds")
+    rep.add_argument(
+        "--quick", action="store_true", help="only the claims that cost at most 60 s each"
+    )
+    rep.add_argument(
+        "--list", action="store_true", help="list the claims with their costs; run nothing"
+    )
     rep.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     rep.add_argument("--json", metavar="FILE", help="write the JSON report here")
     rep.add_argument("--markdown", metavar="FILE", help="write the markdown report here")
