@@ -1,11 +1,12 @@
 """The `effdl` command: `reproduce` runs the ledger, `course student` writes student
-notebooks, `info` describes the installation."""
+notebooks, `course init` makes an nbgrader course directory, `info` describes the installation."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,16 +42,43 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _student(args: argparse.Namespace) -> int:
-    from effdl.course.student import make_student_version
+    try:
+        from effdl.course.student import make_student_version
+    except ImportError as err:
+        return _missing_course_extra("student", err)
 
     try:
-        written = make_student_version(args.src, args.dst)
+        written = make_student_version(args.src, args.dst, strict=args.strict)
     except ValueError as err:
         print(f"effdl course student: {err}", file=sys.stderr)
         return 2
     for path in written:
         print(path)
     return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from effdl.course.coursedir import init_course
+
+    try:
+        placed = init_course(args.dir, args.lessons)
+    except ValueError as err:
+        print(f"effdl course init: {err}", file=sys.stderr)
+        return 2
+    print(Path(args.dir) / "nbgrader_config.py")
+    for path in placed:
+        print(path)
+    return 0
+
+
+def _missing_course_extra(command: str, err: ImportError) -> int:
+    # nbgrader and its notebook stack are optional: name the extra that installs them.
+    print(
+        f"effdl course {command}: needs the 'course' extra ({err}); install it with "
+        "pip install 'effdl[course]' (or pip install -e '.[course]' in a checkout)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -97,7 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     student = course_sub.add_parser("student", help="write student versions of notebooks")
     student.add_argument("src", metavar="SRC_DIR", help="folder of instructor notebooks")
     student.add_argument("dst", metavar="DST_DIR", help="folder to write student notebooks to")
+    student.add_argument(
+        "--strict",
+        action="store_true",
+        help="also enforce the kit's lesson rules (solution markers, a hidden test per test cell)",
+    )
     student.set_defaults(run=_student)
+    init = course_sub.add_parser("init", help="make an nbgrader course directory of the lessons")
+    init.add_argument("dir", metavar="DIR", help="new or empty folder for the course directory")
+    init.add_argument(
+        "--lessons",
+        metavar="SRC_DIR",
+        help="folder of instructor notebooks (default: the kit's course/ folder)",
+    )
+    init.set_defaults(run=_init)
 
     info = sub.add_parser("info", help="print versions, machine and registered claims")
     info.set_defaults(run=_info)

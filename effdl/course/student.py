@@ -1,28 +1,40 @@
 """The student version of an instructor notebook, made by nbgrader's own preprocessors.
 
-nbgrader's `ClearSolutions`, `ClearHiddenTests` and `ClearOutput` do the rewriting; this module
-adds what nbgrader lacks: a whole folder in one call, a static check of the result, and a run
-that shows every exercise really raises. Start reading from `make_student_version`.
+`make_student_notebook` applies the preprocessors of nbgrader's `generate_assignment`, in its
+order and with its defaults, except the one that writes to the gradebook (`SaveCells`); so a
+notebook comes out as `nbgrader generate_assignment` releases it, checksums and locked cells
+included, and every markup nbgrader accepts is accepted here. This module adds what nbgrader
+lacks: a whole folder in one call, error messages that name the notebook and the cell, a static
+check of the result, the kit's stricter rules for its own lessons (`check_lesson_markup`), and a
+run that shows every exercise really raises (`check_exercises_raise`).
+
+Which cells the exercise run executes (`cells="exercises"`): the first code cell (imports and
+seeds), every cell whose metadata tags include "exercise-setup", and every nbgrader cell
+(solution, grade, task or read-only cell). Lesson authors tag "exercise-setup" any other cell
+that an exercise or its tests need (a helper defined in the text, a dataset loaded once), so
+that the check does not have to run the lesson's experiments a second time; nbval runs those.
+Start reading from `make_student_version`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nbformat
 from nbclient import NotebookClient
 from nbformat import NotebookNode
+from nbgrader.converters import GenerateAssignment
 from nbgrader.nbgraderformat import (
     MetadataValidator,
     SchemaTooNewError,
     SchemaTooOldError,
     ValidationError,
 )
-from nbgrader.preprocessors import ClearHiddenTests, ClearOutput, ClearSolutions
-from nbgrader.utils import is_grade, is_solution
+from nbgrader.preprocessors import SaveCells
+from nbgrader.utils import is_grade, is_locked, is_solution, is_task
 from traitlets.config import Config
 
 # nbgrader's default Python stub, stated here so that the checks below look for the same line.
@@ -31,46 +43,33 @@ STUB_RAISE = "raise NotImplementedError()"
 # nbgrader's delimiters; it matches them anywhere in a line, and the lessons write "### " first.
 BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-LEFTOVER_MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN_TESTS, END_HIDDEN_TESTS)
+BEGIN_MARK_SCHEME, END_MARK_SCHEME = "BEGIN MARK SCHEME", "END MARK SCHEME"
+LEFTOVER_MARKERS = (
+    BEGIN_SOLUTION,
+    END_SOLUTION,
+    BEGIN_HIDDEN_TESTS,
+    END_HIDDEN_TESTS,
+    BEGIN_MARK_SCHEME,
+    END_MARK_SCHEME,
+)
 # A grade cell that calls the student's unfinished function fails with exactly this.
 EXPECTED_ERROR = "NotImplementedError"
 KERNEL_NAME = "python3"
+# The cell tag that puts a non-exercise cell into the exercise run (see the module docstring).
+SETUP_TAG = "exercise-setup"
+CELL_SELECTIONS = ("all", "exercises")
 
 
-@dataclass(frozen=True)
-class CellError:
-    """One executed code cell that raised: where it is, its nbgrader role, the exception name.
+def release_preprocessors() -> list[type]:
+    """Return nbgrader's `generate_assignment` preprocessor classes, in order, less `SaveCells`.
 
-    `role` is "solution", "grade", "solution+grade" (a manually graded answer) or "other".
+    `SaveCells` only records the cells in the gradebook database; it leaves the notebook as it
+    is, so the others alone give the released notebook.
+
+    Source: nbgrader 0.9.6, `nbgrader.converters.GenerateAssignment.preprocessors`.
     """
-
-    index: int
-    role: str
-    grade_id: str | None
-    ename: str
-
-
-@dataclass(frozen=True)
-class ExerciseRun:
-    """The outcome of executing a notebook cell by cell with errors allowed.
-
-    `errors` lists every cell that raised, `grade_cells` the indices of the code grade cells,
-    and `problems` every breach of the rule in `check_exercises_raise` (empty when it holds).
-    """
-
-    errors: tuple[CellError, ...]
-    grade_cells: tuple[int, ...]
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when every exercise raises as a student version should."""
-        return not self.problems
-
-    @property
-    def error_names(self) -> dict[int, str]:
-        """The exception name of each cell that raised, by cell index."""
-        return {error.index: error.ename for error in self.errors}
+    default = GenerateAssignment.class_traits()["preprocessors"].default()
+    return [pp for pp in default if pp is not SaveCells]
 
 
 def make_student_version(
@@ -79,12 +78,15 @@ def make_student_version(
     *,
     execute: bool = False,
     timeout: int = 60,
+    strict: bool = False,
+    config: Config | None = None,
 ) -> list[Path]:
     """Return the paths of the student notebooks written to `dst_dir`, one per `src_dir/*.ipynb`.
 
     Each instructor notebook (non-recursive; other files are not copied) goes through
-    `make_student_notebook` and must pass `check_student_notebook`; with `execute=True` it must
-    also pass `check_exercises_raise`, run with `src_dir` as the working folder. Nothing is
+    `make_student_notebook` and must pass `check_student_notebook`; with `strict=True` it must
+    also pass `check_lesson_markup` (the kit's rules for its own lessons), and with
+    `execute=True` `check_exercises_raise`, run with `src_dir` as the working folder. Nothing is
     written unless every notebook passes, so a failed call leaves `dst_dir` as it was.
 
     Parameters
@@ -93,6 +95,10 @@ def make_student_version(
     dst_dir : folder for the student versions; created if missing, same-named files replaced.
     execute : also run each student version in a kernel and check that its exercises raise.
     timeout : seconds allowed per cell when `execute` is true.
+    strict : also apply `check_lesson_markup` (markers in every code solution, a hidden test
+        in every autograded test cell).
+    config : nbgrader configuration (a stub of another language, header cells...); nbgrader's
+        defaults when None.
 
     Raises
     ------
@@ -119,7 +125,14 @@ def make_student_version(
 
     students: dict[Path, NotebookNode] = {}
     for path in sources:
-        student = make_student_notebook(nbformat.read(path, as_version=4), name=str(path))
+        instructor = nbformat.read(path, as_version=4)
+        if strict:
+            problems = check_lesson_markup(instructor)
+            if problems:
+                raise ValueError(
+                    f"{path} breaks the lesson rules checked by strict=True: " + "; ".join(problems)
+                )
+        student = make_student_notebook(instructor, name=str(path), config=config, cwd=src)
         problems = check_student_notebook(student)
         if problems:
             raise ValueError(f"student version of {path} fails its check: " + "; ".join(problems))
@@ -138,58 +151,96 @@ def make_student_version(
     return list(students)
 
 
-def make_student_notebook(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
+def make_student_notebook(
+    nb: NotebookNode,
+    name: str = "notebook",
+    *,
+    config: Config | None = None,
+    cwd: str | Path | None = None,
+) -> NotebookNode:
     """Return the student version of an instructor notebook; `nb` itself is left unchanged.
 
-    Solutions between `### BEGIN SOLUTION` / `### END SOLUTION` become `SOLUTION_STUB` (nbgrader
-    keeps the indentation, so a function body becomes `raise NotImplementedError()`), hidden
-    tests between `### BEGIN HIDDEN TESTS` / `### END HIDDEN TESTS` go, and outputs are cleared.
-    The work is done by nbgrader's `ClearSolutions`, `ClearHiddenTests` and `ClearOutput`; this
-    function first checks the markup so that an error names the notebook and the cell.
-    A markdown solution cell (a written answer) needs no delimiters: nbgrader replaces the whole
-    cell by "YOUR ANSWER HERE". A code solution cell must have them, so that the function
-    signature around the answer stays in the student version.
+    The result is what `nbgrader generate_assignment` releases: solution regions (or, in a
+    solution cell without `### BEGIN SOLUTION` lines, the whole cell) become the code stub or
+    "YOUR ANSWER HERE", hidden tests and mark schemes go, outputs are cleared, solution, grade
+    and read-only cells are locked, and nbgrader's checksums are written into the metadata.
+    Whatever nbgrader accepts is accepted; what it refuses is refused with a message that names
+    the notebook and the cell.
 
     Parameters
     ----------
-    nb : an instructor notebook (nbformat 4) with nbgrader cell metadata, schema version 3.
+    nb : an instructor notebook (nbformat 4) with nbgrader cell metadata, schema version 3;
+        a notebook without any is released with its outputs cleared, as nbgrader does.
     name : how error messages name the notebook, usually its file path.
+    config : nbgrader configuration; nbgrader's defaults when None.
+    cwd : folder that relative paths in `config` (header, footer) and autotest kernels use.
 
     Raises
     ------
-    ValueError : no cell has nbgrader metadata, the metadata is invalid, a code solution cell
-        lacks `### BEGIN SOLUTION`, a region is unbalanced or sits in a cell of the wrong kind.
+    ValueError : the nbgrader metadata is invalid, or nbgrader refuses the markup (an unclosed
+        or nested region, a region in a cell of the wrong kind).
 
     Source: nbgrader documentation, "Developing assignments"; `nbgrader.preprocessors`.
     """
     student = copy.deepcopy(nb)
-    _require_exercise_cells(student, name)
     _validate_metadata(student, name)
-    _validate_markup(student, name)
-
-    config = Config()
-    config.ClearSolutions.code_stub = {"python": SOLUTION_STUB}
-    preprocessors = (
-        ClearSolutions(config=config),
-        ClearHiddenTests(config=config),
-        ClearOutput(config=config),
-    )
-    # ClearSolutions records the kernel language in `resources`; none of them needs more.
-    resources: dict[str, Any] = {}
-    try:
-        for preprocessor in preprocessors:
+    config = Config() if config is None else config
+    resources: dict[str, Any] = {"metadata": {"path": str(Path.cwd() if cwd is None else cwd)}}
+    for preprocessor_class in release_preprocessors():
+        preprocessor = preprocessor_class(config=config)
+        # nbgrader edits cells in place before it refuses one: locate the cell on a copy.
+        before = copy.deepcopy(student)
+        try:
             student, resources = preprocessor.preprocess(student, resources)
-    except (RuntimeError, ValueError) as error:
-        raise ValueError(f"{name}: nbgrader could not make the student version: {error}") from error
+        except (RuntimeError, ValueError, ValidationError) as error:
+            where = _locate(preprocessor, before, resources)
+            raise ValueError(
+                f"{name}: {where}nbgrader refuses it ({preprocessor_class.__name__}): "
+                f"{str(error).strip()}"
+            ) from error
     return student
+
+
+def check_lesson_markup(nb: NotebookNode) -> list[str]:
+    """Return how an instructor notebook breaks the kit's lesson rules, one sentence each.
+
+    nbgrader accepts more than the kit's lessons may use. A lesson must have exercise cells;
+    each code solution cell keeps its signature by wrapping the answer in
+    `### BEGIN SOLUTION` / `### END SOLUTION`; and each autograded test cell (a code grade cell
+    that is not itself a solution) holds a `### BEGIN HIDDEN TESTS` region, so that a student
+    cannot pass by fitting the visible asserts. Each sentence names the cell's grade_id.
+
+    Source: the kit's exercise rules (EXERCISES.md); nbgrader documentation, "Autograder tests".
+    """
+    problems = []
+    if not any(is_solution(cell) or is_grade(cell) for cell in nb.cells):
+        problems.append(
+            "no exercise cells: set 'nbgrader.solution' or 'nbgrader.grade' on them "
+            "(Jupyter's 'Create Assignment' toolbar writes it)"
+        )
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        where = _describe(cell, index)
+        if is_solution(cell) and not is_grade(cell) and BEGIN_SOLUTION not in cell.source:
+            problems.append(
+                f"{where} has no '### {BEGIN_SOLUTION}' / '### {END_SOLUTION}' lines: "
+                "wrap the answer in them so the code around it stays"
+            )
+        if is_grade(cell) and not is_solution(cell) and BEGIN_HIDDEN_TESTS not in cell.source:
+            problems.append(
+                f"{where} has no hidden test: add a '### {BEGIN_HIDDEN_TESTS}' / "
+                f"'### {END_HIDDEN_TESTS}' region"
+            )
+    return problems
 
 
 def check_student_notebook(nb: NotebookNode) -> list[str]:
     """Return the problems of a student notebook, one sentence each; empty when it is clean.
 
-    Clean means: no solution or hidden-test delimiter left in any cell, every code solution
-    cell contains `raise NotImplementedError()`, and no code cell keeps outputs or an
-    execution count.
+    Clean means: no solution, hidden-test or mark-scheme delimiter left in any cell, every
+    code solution cell contains `raise NotImplementedError()` (nbgrader's Python stub), and no
+    code cell keeps outputs or an execution count.
 
     Source: nbgrader documentation, "Developing assignments" (what the release version holds).
     """
@@ -210,14 +261,73 @@ def check_student_notebook(nb: NotebookNode) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class CellError:
+    """One executed code cell that raised: where it is, its nbgrader role, the exception name.
+
+    `role` is "solution", "grade", "solution+grade" (a manually graded answer), "task",
+    "read-only" or "other".
+    """
+
+    index: int
+    role: str
+    grade_id: str | None
+    ename: str
+
+
+@dataclass(frozen=True)
+class ExerciseRun:
+    """The outcome of executing a notebook's cells with errors allowed.
+
+    `errors` lists every cell that raised, `grade_cells` the indices of the code grade cells,
+    `executed` the indices of the code cells that ran, and `problems` every breach of the rule
+    in `check_exercises_raise` (empty when it holds). Indices are those of the whole notebook.
+    """
+
+    errors: tuple[CellError, ...]
+    grade_cells: tuple[int, ...]
+    problems: tuple[str, ...]
+    executed: tuple[int, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when every exercise raises as a student version should."""
+        return not self.problems
+
+    @property
+    def error_names(self) -> dict[int, str]:
+        """The exception name of each cell that raised, by cell index."""
+        return {error.index: error.ename for error in self.errors}
+
+
+def exercise_cells(nb: NotebookNode) -> list[int]:
+    """Return the indices of the code cells that the exercise run executes, in order.
+
+    They are the first code cell (imports and seeds), every code cell tagged "exercise-setup"
+    in its metadata, and every code cell with nbgrader metadata (solution, grade, task or
+    read-only).
+
+    Source: the kit's exercise rules (EXERCISES.md); nbgrader documentation, "Developing
+    assignments" (cell types).
+    """
+    code = [index for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    chosen = set(code[:1])
+    for index in code:
+        cell = nb.cells[index]
+        if SETUP_TAG in cell.metadata.get("tags", []) or "nbgrader" in cell.metadata:
+            chosen.add(index)
+    return sorted(chosen)
+
+
 def check_exercises_raise(
     student_nb: NotebookNode | str | Path,
     timeout: int = 60,
     cwd: str | Path | None = None,
+    cells: Literal["all", "exercises"] = "all",
 ) -> ExerciseRun:
-    """Return which cells raised, and how, when a notebook is executed top to bottom.
+    """Return which cells raised, and how, when a notebook's cells are executed in order.
 
-    The notebook runs in a fresh `python3` kernel with errors allowed, so every cell runs and
+    The cells run in a fresh `python3` kernel with errors allowed, so every cell runs and
     each failing cell keeps its exception name (`ename`). The rule for a student version:
 
     - every cell that raises is a solution or grade cell (nbgrader metadata);
@@ -237,10 +347,19 @@ def check_exercises_raise(
         `CellTimeoutError`.
     cwd : working folder of the kernel; by default the notebook file's folder, or the current
         folder when a notebook node is given.
+    cells : "all" runs every cell; "exercises" only those of `exercise_cells` (the first code
+        cell, cells tagged "exercise-setup", nbgrader cells), which skips the lesson's
+        experiments. A cell an exercise needs but not tagged shows up as a `NameError` problem.
+
+    Raises
+    ------
+    ValueError : `cells` is not one of "all", "exercises".
 
     Source: nbclient documentation, "Executing notebooks" (`allow_errors`); nbgrader
     documentation, "Developing assignments".
     """
+    if cells not in CELL_SELECTIONS:
+        raise ValueError(f"cells must be one of {CELL_SELECTIONS}, got {cells!r}")
     if isinstance(student_nb, str | Path):
         path = Path(student_nb)
         nb = nbformat.read(path, as_version=4)
@@ -249,8 +368,15 @@ def check_exercises_raise(
         nb = copy.deepcopy(student_nb)
         workdir = Path.cwd() if cwd is None else Path(cwd)
 
+    if cells == "all":
+        chosen = [index for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    else:
+        chosen = exercise_cells(nb)
+    # Run a notebook of the chosen cells only; its cell k is cell chosen[k] of `nb`.
+    subset = copy.deepcopy(nb)
+    subset.cells = [nb.cells[index] for index in chosen]
     client = NotebookClient(
-        nb,
+        subset,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         allow_errors=True,
@@ -261,9 +387,7 @@ def check_exercises_raise(
     errors: list[CellError] = []
     grade_cells: list[int] = []
     problems: list[str] = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
+    for index, cell in zip(chosen, subset.cells, strict=True):
         role = _role(cell)
         where = _describe(cell, index)
         ename = _error_name(cell)
@@ -274,21 +398,15 @@ def check_exercises_raise(
         if ename is None:
             continue
         errors.append(CellError(index, role, _grade_id(cell), ename))
-        if role == "other":
-            problems.append(f"{where} raised {ename}: only exercise cells may raise")
+        if role not in ("solution", "grade", "solution+grade"):
+            hint = f" (tag the cell it needs '{SETUP_TAG}'?)" if ename == "NameError" else ""
+            problems.append(f"{where} raised {ename}: only exercise cells may raise{hint}")
         elif ename != EXPECTED_ERROR:
-            problems.append(f"{where} raised {ename}, expected {EXPECTED_ERROR}")
-    return ExerciseRun(tuple(errors), tuple(grade_cells), tuple(problems))
-
-
-def _require_exercise_cells(nb: NotebookNode, name: str) -> None:
-    """Raise ValueError when no cell is an nbgrader solution or grade cell."""
-    if not any(is_solution(cell) or is_grade(cell) for cell in nb.cells):
-        raise ValueError(
-            f"{name} has no exercise cells: nbgrader cell metadata is required "
-            "('nbgrader.solution' or 'nbgrader.grade' set to true on the exercise cells; "
-            "Jupyter's 'Create Assignment' toolbar writes it)"
-        )
+            hint = ""
+            if ename == "NameError" and cells == "exercises":
+                hint = f" (does it need a cell that is not tagged '{SETUP_TAG}'?)"
+            problems.append(f"{where} raised {ename}, expected {EXPECTED_ERROR}{hint}")
+    return ExerciseRun(tuple(errors), tuple(grade_cells), tuple(problems), tuple(chosen))
 
 
 def _validate_metadata(nb: NotebookNode, name: str) -> None:
@@ -300,44 +418,28 @@ def _validate_metadata(nb: NotebookNode, name: str) -> None:
         raise ValueError(f"{name}: invalid nbgrader cell metadata: {message}") from error
 
 
-def _validate_markup(nb: NotebookNode, name: str) -> None:
-    """Raise ValueError, naming the cell, for solution or hidden-test markup nbgrader rejects."""
+def _locate(preprocessor: Any, nb: NotebookNode, resources: dict[str, Any]) -> str:
+    """Name the first cell that `preprocessor` refuses on its own, as "cell i (...): ", or ""."""
     for index, cell in enumerate(nb.cells):
-        where = _describe(cell, index)
-        begins, ends = cell.source.count(BEGIN_SOLUTION), cell.source.count(END_SOLUTION)
-        if cell.cell_type == "code" and is_solution(cell) and begins == 0:
-            raise ValueError(
-                f"{name}: solution cell '{_grade_id(cell)}' has no '### {BEGIN_SOLUTION}' line; "
-                f"wrap the answer in '### {BEGIN_SOLUTION}' / '### {END_SOLUTION}' so that the "
-                "code around it stays in the student version"
-            )
-        if begins != ends:
-            raise ValueError(
-                f"{name}: {where} has {begins} '### {BEGIN_SOLUTION}' and {ends} "
-                f"'### {END_SOLUTION}' lines; they must pair up"
-            )
-        if begins and not is_solution(cell):
-            raise ValueError(
-                f"{name}: {where} holds a solution region but is not a solution cell "
-                "(set 'nbgrader.solution' to true)"
-            )
-        begins, ends = cell.source.count(BEGIN_HIDDEN_TESTS), cell.source.count(END_HIDDEN_TESTS)
-        if begins != ends:
-            raise ValueError(
-                f"{name}: {where} has {begins} '### {BEGIN_HIDDEN_TESTS}' and {ends} "
-                f"'### {END_HIDDEN_TESTS}' lines; they must pair up"
-            )
-        if begins and not is_grade(cell):
-            raise ValueError(
-                f"{name}: {where} holds hidden tests but is not a grade cell "
-                "(set 'nbgrader.grade' to true)"
-            )
+        try:
+            preprocessor.preprocess_cell(copy.deepcopy(cell), dict(resources), index)
+        except (RuntimeError, ValueError, KeyError):
+            return f"{_describe(cell, index)}: "
+    return ""
 
 
 def _role(cell: NotebookNode) -> str:
-    """The cell's nbgrader role: "solution", "grade", "solution+grade" or "other"."""
+    """The cell's nbgrader role: "solution", "grade", "solution+grade", "task", "read-only",
+    or "other"."""
     flags = (("solution", is_solution(cell)), ("grade", is_grade(cell)))
-    return "+".join(role for role, flag in flags if flag) or "other"
+    role = "+".join(role for role, flag in flags if flag)
+    if role:
+        return role
+    if is_task(cell):
+        return "task"
+    if is_locked(cell):
+        return "read-only"
+    return "other"
 
 
 def _grade_id(cell: NotebookNode) -> str | None:

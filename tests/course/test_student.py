@@ -13,6 +13,7 @@ from traitlets.config import Config
 from effdl.course.student import (
     STUB_RAISE,
     check_exercises_raise,
+    check_lesson_markup,
     check_student_notebook,
     make_student_notebook,
     make_student_version,
@@ -189,14 +190,17 @@ def test_real_nbgrader_generate_assignment_agrees(tmp_path, student_folder, monk
 # Bad input: each error names what is wrong and where.
 
 
-def test_notebook_without_nbgrader_metadata_is_refused(tmp_path):
+def test_notebook_without_nbgrader_metadata_is_released_and_strict_refuses_it(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    plain = new_notebook(cells=[new_code_cell("x = 1")])
+    plain = new_notebook(cells=[new_code_cell("x = 1", execution_count=1)])
     nbformat.write(plain, src / "plain.ipynb")
+    # nbgrader releases such a notebook with its outputs cleared; so does the tool.
+    (written,) = make_student_version(src, tmp_path / "dst")
+    assert nbformat.read(written, as_version=4).cells[0].execution_count is None
     with pytest.raises(ValueError, match=r"plain\.ipynb.*nbgrader\.solution.*nbgrader\.grade"):
-        make_student_version(src, tmp_path / "dst")
-    assert not (tmp_path / "dst").exists()
+        make_student_version(src, tmp_path / "strict", strict=True)
+    assert not (tmp_path / "strict").exists()
 
 
 def test_missing_src_dir_is_refused(tmp_path):
@@ -218,25 +222,57 @@ def test_dst_dir_equal_to_src_dir_is_refused(tmp_path):
     assert SQUARE_SOLUTION in (tmp_path / "lesson.ipynb").read_text()
 
 
-def test_solution_cell_without_begin_solution_is_refused():
+def test_solution_cell_without_begin_solution_becomes_the_stub_as_nbgrader_does():
     nb = instructor_notebook()
-    nb.cells[4].source = f"def hypotenuse(a, b):\n    {HYPOT_SOLUTION}\n    ### END SOLUTION"
-    with pytest.raises(ValueError, match=r"lesson\.ipynb: solution cell 'hypotenuse' has no"):
-        make_student_notebook(nb, name="lesson.ipynb")
+    nb.cells[4].source = f"def hypotenuse(a, b):\n    {HYPOT_SOLUTION}"
+    student = make_student_notebook(nb, name="lesson.ipynb")
+    assert student.cells[4].source == "# YOUR CODE HERE\nraise NotImplementedError()"
+    (problem,) = check_lesson_markup(nb)
+    assert "cell 4 (solution cell 'hypotenuse')" in problem and "BEGIN SOLUTION" in problem
 
 
 def test_unclosed_hidden_tests_are_refused():
     nb = instructor_notebook()
     nb.cells[5].source = "assert hypotenuse(3, 4) == 5\n### BEGIN HIDDEN TESTS\nassert True"
-    with pytest.raises(ValueError, match=r"'hypotenuse-test'.*must pair up"):
+    with pytest.raises(ValueError, match=r"cell 5 \(grade cell 'hypotenuse-test'\).*No end hidden"):
         make_student_notebook(nb)
 
 
 def test_solution_region_outside_a_solution_cell_is_refused():
     nb = instructor_notebook()
     nb.cells[1].source = "### BEGIN SOLUTION\nx = 1\n### END SOLUTION"
-    with pytest.raises(ValueError, match=r"cell 1 holds a solution region"):
+    with pytest.raises(ValueError, match=r"cell 1: .*non-solution cell"):
         make_student_notebook(nb)
+
+
+def test_grade_cell_without_hidden_test_is_named_by_the_lesson_check():
+    nb = instructor_notebook()
+    assert check_lesson_markup(nb) == []
+    nb.cells[3].source = "assert square(3) == 9"
+    (problem,) = check_lesson_markup(nb)
+    assert "'square-test'" in problem and "no hidden test" in problem
+
+
+def test_exercise_run_skips_untagged_cells_and_names_a_missing_setup(tmp_path):
+    nb = instructor_notebook()
+    # An experiment cell that the exercises do not need, and one that they do.
+    nb.cells.insert(2, new_code_cell("import time\ntime.sleep(30)"))
+    nb.cells.insert(3, new_code_cell("OFFSET = 0"))
+    nb.cells[7].source = "assert OFFSET + hypotenuse(3, 4) == 5"
+    student = make_student_notebook(nb)
+    run = check_exercises_raise(student, timeout=20, cwd=tmp_path, cells="exercises")
+    assert run.executed == (1, 4, 5, 6, 7)
+    assert any("cell 7" in p and "NameError" in p and "exercise-setup" in p for p in run.problems)
+    student.cells[3].metadata["tags"] = ["exercise-setup"]
+    run = check_exercises_raise(student, timeout=20, cwd=tmp_path, cells="exercises")
+    assert run.ok, run.problems
+    assert run.executed == (1, 3, 4, 5, 6, 7)
+    assert run.error_names == {5: "NotImplementedError", 7: "NotImplementedError"}
+
+
+def test_unknown_cell_selection_is_refused():
+    with pytest.raises(ValueError, match=r"cells must be one of .*'exercises'\), got 'some'"):
+        check_exercises_raise(instructor_notebook(), cells="some")
 
 
 def test_invalid_nbgrader_metadata_is_refused():
