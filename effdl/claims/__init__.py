@@ -4,7 +4,9 @@
 """
 
 from effdl.claims.registry import (
+    QUICK_SECONDS,
     REGISTRY,
+    VERDICTS,
     Claim,
     Outcome,
     claim,
@@ -13,13 +15,16 @@ from effdl.claims.registry import (
     per_figure,
     register,
     within,
+    within_factor,
     within_points,
     within_printed,
 )
 from effdl.claims.runner import Result, judge, run, show
 
 __all__ = [
+    "QUICK_SECONDS",
     "REGISTRY",
+    "VERDICTS",
     "Claim",
     "Outcome",
     "Result",
@@ -32,6 +37,7 @@ __all__ = [
     "run",
     "show",
     "within",
+    "within_factor",
     "within_points",
     "within_printed",
 ]
