@@ -102,8 +102,9 @@ def separable_conv(in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 
     `standard_conv(in_ch, out_ch, kernel_size, stride)`, with kernel_size^2 * in_ch + in_ch *
     out_ch weights instead of kernel_size^2 * in_ch * out_ch. The children are named
     `depthwise` and `pointwise`. No non-linearity sits between the two parts; MobileNet adds
-    BatchNorm and ReLU after each (`MobileNetV1Block`). Menghani 2021, Part 4, describes the two steps in
-    the other order (pointwise first), which costs in_ch * out_ch + kernel_size^2 * out_ch.
+    BatchNorm and ReLU after each (`MobileNetV1Block`). Menghani 2021, Part 4, describes the
+    two steps in the other order (pointwise first), which costs in_ch * out_ch +
+    kernel_size^2 * out_ch.
 
     Source: Howard et al. 2017, "MobileNets", section 3.1 and Fig. 2.
     """
