@@ -148,11 +148,9 @@ def within_factor(factor: float, close: float | None = None) -> VerdictRule:
         raise ValueError(f"factors must satisfy 1 <= factor <= close, got {factor} and {close}")
 
     def rule(published: Figures, measured: Figures) -> Outcome:
-        if not published:
-            return _NOTHING_TO_JUDGE
-        missing = [k for k in published if k not in measured]
-        if missing:
-            return Outcome("differs", f"measurement lacks {missing}")
+        unjudgeable = _unjudgeable(published, measured)
+        if unjudgeable:
+            return unjudgeable
         ratios = {}
         for key, want in published.items():
             got = float(measured[key])
@@ -240,11 +238,9 @@ def within_printed(
         return abs(got - (low + high) / 2)
 
     def rule(published: Figures, measured: Figures) -> Outcome:
-        if not published:
-            return _NOTHING_TO_JUDGE
-        missing = [k for k in published if k not in measured]
-        if missing:
-            return Outcome("differs", f"measurement lacks {missing}")
+        unjudgeable = _unjudgeable(published, measured)
+        if unjudgeable:
+            return unjudgeable
         score = {k: gap(k, float(measured[k]), p) / allowed(k, p) for k, p in published.items()}
         worst = max(score, key=score.get)
         low, high = interval(worst, published[worst])
@@ -265,17 +261,25 @@ def within_printed(
 _NOTHING_TO_JUDGE = Outcome("not-comparable", "the claim publishes no figures to compare")
 
 
+def _unjudgeable(published: Figures, measured: Figures) -> Outcome | None:
+    """The outcome when there is nothing to compare or a figure was not measured, else None."""
+    if not published:
+        return _NOTHING_TO_JUDGE
+    missing = [k for k in published if k not in measured]
+    if missing:
+        return Outcome("differs", f"measurement lacks {missing}")
+    return None
+
+
 def _tolerance_rule(tol: float, close: float, *, relative: bool) -> VerdictRule:
     if tol < 0 or close < tol:
         raise ValueError(f"tolerances must satisfy 0 <= tol <= close, got {tol} and {close}")
     unit = "relative" if relative else "absolute"
 
     def rule(published: Figures, measured: Figures) -> Outcome:
-        if not published:
-            return _NOTHING_TO_JUDGE
-        missing = [k for k in published if k not in measured]
-        if missing:
-            return Outcome("differs", f"measurement lacks {missing}")
+        unjudgeable = _unjudgeable(published, measured)
+        if unjudgeable:
+            return unjudgeable
         gaps = {}
         for key, want in published.items():
             got = float(measured[key])
