@@ -6,9 +6,11 @@ ledger claim `mnist1d-baselines` (effdl/claims/foundations.py). Start with `trai
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -94,9 +96,33 @@ def train_baselines(
     check_positive_int("steps", steps)
     loaders = splits.loaders(batch_size=batch_size, seed=seed)
     epochs = math.ceil(steps / len(loaders[0]))
+    builders = {name: (partial(make_baseline, name, seed=seed), lr) for name in names}
+    return train_each(
+        builders, splits, loaders, epochs=epochs, seed=seed, latency=latency, verbose=verbose
+    )
+
+
+def train_each(
+    builders: Mapping[str, tuple[Callable[[], nn.Module], float]],
+    splits: Splits,
+    loaders: tuple[DataLoader, DataLoader, DataLoader],
+    *,
+    epochs: int,
+    seed: int = 0,
+    latency: bool = True,
+    verbose: bool = True,
+) -> dict[str, ClassifierRun]:
+    """Return a `ClassifierRun` for each name in `builders`, which maps it to a function that
+    builds the model (called under `seed`, leaving torch's global generator as it was) and the
+    model's Adam learning rate; every model gets the same loaders, epochs and seed.
+
+    Source: the kit's own protocol (`train_classifier` on each model in turn).
+    """
     runs = {}
-    for name in tqdm(names, desc="baselines", disable=not verbose):
-        model = make_baseline(name, seed=seed)
+    for name, (build, lr) in tqdm(builders.items(), desc="models", disable=not verbose):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build()
         runs[name] = train_classifier(
             name,
             model,

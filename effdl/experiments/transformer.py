@@ -21,7 +21,7 @@ from effdl.experiments.foundations import (
     PAPER_BATCH_SIZE,
     PAPER_LR,
     ClassifierRun,
-    train_classifier,
+    train_each,
 )
 from effdl.measure import count_macs, count_params, cpu_latency, sequential_steps
 from effdl.models.attention import MultiHeadAttention
@@ -64,23 +64,9 @@ def compare_with_gru(
         ),
         "gru": (lambda: GRUNet(length, num_classes=splits.num_classes), gru_lr),
     }
-    runs = {}
-    for name, (build, lr) in tqdm(builders.items(), desc="models", disable=not verbose):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build()
-        runs[name] = train_classifier(
-            name,
-            model,
-            splits,
-            loaders,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            latency=latency,
-            verbose=verbose,
-        )
-    return runs
+    return train_each(
+        builders, splits, loaders, epochs=epochs, seed=seed, latency=latency, verbose=verbose
+    )
 
 
 @dataclass
