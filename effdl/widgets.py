@@ -30,6 +30,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from effdl._checks import check_in
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
 from effdl.models.mobilenet import mobilenet_v1
@@ -356,8 +357,7 @@ def mobilenet_explorer(alpha: float = 1.0, resolution: int = 224) -> Explorer:
 def _check_mobilenet(alpha: float, resolution: int) -> tuple[float, int]:
     if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0.25 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0.25, 1.0], got {alpha!r}")
-    if isinstance(resolution, bool) or resolution not in MOBILENET_RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {MOBILENET_RESOLUTIONS}, got {resolution!r}")
+    check_in("resolution", resolution, MOBILENET_RESOLUTIONS)
     # Slider steps are binary fractions away from the paper's; round so the cache and the
     # paper's table see 0.75, not 0.7500000000000001.
     return round(float(alpha), 4), int(resolution)
