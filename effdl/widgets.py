@@ -10,7 +10,9 @@ nbval, HTML renderings and repository viewers can show.
 - lesson 01: `mobilenet_explorer` / `mobilenet_figure`: MobileNet v1's width and resolution
   multipliers against the paper's Tables 6 and 7;
 - lesson 02: `attention_explorer` / `attention_figure`: pick an input, a layer and a head,
-  see that head's attention map.
+  see that head's attention map;
+- lesson 03: `quantization_explorer` / `quantization_figure`: a bit-width slider and a
+  per-channel toggle over the histogram of a weight tensor's quantization error.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -31,6 +33,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from effdl._checks import check_in
+from effdl.experiments.quantization import error_histogram
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
 from effdl.models.mobilenet import mobilenet_v1
@@ -522,6 +525,119 @@ def _pick_head(inputs, weights, index, layer, head) -> tuple[str, np.ndarray]:
             f"inputs must be the batch the weights came from ({batch}), got {len(inputs)}"
         )
     return layer, weights[layer][index, head].cpu().numpy()
+
+
+# --------------------------------------------------------------------------- lesson 03
+
+#: The bit widths the quantization explorer offers (its slider's range).
+QUANTIZATION_BITS = (2, 8)
+
+
+def quantization_figure(weights: torch.Tensor, bits: int = 8, per_channel: bool = False) -> Figure:
+    """Return a figure of `weights` fake-quantized to `bits` bits: each weight against its
+    quantized value (the staircase of levels) and the histogram of the error
+    w - fake_quantize(w), with the half-step bounds +-s/2 marked.
+
+    Quantization is symmetric and signed, per tensor or (`per_channel`) per output channel
+    (dim 0), as `effdl.compress.quantize.quantize_weights_` does it.
+
+    Source: Jacob et al. 2018, section 2.1; Krishnamoorthi 2018, section 2.
+    """
+    w, data = _quantization_data(weights, bits, per_channel)
+    fig = Figure(figsize=(10, 3.6))
+    ax_map, ax_hist = fig.subplots(1, 2)
+    flat = w.flatten()
+    approx = (w - data["error"]).flatten()
+    ax_map.plot(flat.numpy(), approx.numpy(), ".", ms=2, color="tab:blue")
+    ax_map.plot(
+        [float(flat.min()), float(flat.max())],
+        [float(flat.min()), float(flat.max())],
+        ":",
+        color="0.5",
+    )
+    ax_map.set_xlabel("weight w")
+    ax_map.set_ylabel("fake_quantize(w)")
+    ax_map.set_title(f"{bits} bits: {data['levels']} levels", fontsize="medium")
+    ax_map.grid(True, alpha=0.3)
+    edges, counts = data["edges"], data["counts"]
+    ax_hist.stairs(counts, edges, fill=True, color="tab:orange", alpha=0.8)
+    half = data["step"] / 2
+    for x in (-half, half):
+        ax_hist.axvline(x, ls="--", color="black", lw=1)
+    ax_hist.set_xlabel("error w - fake_quantize(w)")
+    ax_hist.set_ylabel("weights")
+    scope = "per channel" if per_channel else "per tensor"
+    ax_hist.set_title(f"{scope}: RMS error {data['rms']:.3g} (dashed: +-step/2)", fontsize="medium")
+    ax_hist.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def quantization_summary(weights: torch.Tensor, bits: int = 8, per_channel: bool = False) -> str:
+    """Return one line: the bit width, levels, step, RMS and largest quantization error of
+    `weights`, and the RMS error relative to the weights' own RMS.
+
+    Source: Jacob et al. 2018, section 2.1.
+    """
+    w, data = _quantization_data(weights, bits, per_channel)
+    scope = "per channel" if per_channel else "per tensor"
+    relative = data["rms"] / max(float(w.pow(2).mean().sqrt()), 1e-30)
+    step = "largest step" if per_channel else "step"
+    return (
+        f"{bits} bits {scope}: {data['levels']} levels, {step} {data['step']:.4g}, "
+        f"RMS error {data['rms']:.6g} ({relative:.2%} of the weights' RMS), "
+        f"max |error| {data['max_abs']:.4g}"
+    )
+
+
+def quantization_explorer(
+    weights: torch.Tensor, *, bits: int = 8, per_channel: bool = False
+) -> Explorer:
+    """Return a widget with a bit-width slider (2 to 8) and a per-channel checkbox over
+    `quantization_figure` of `weights`, printing `quantization_summary`.
+
+    Source: Jacob et al. 2018, section 2.1; Krishnamoorthi 2018, section 2 (per-channel scales).
+    """
+    _quantization_data(weights, bits, per_channel)
+    low, high = QUANTIZATION_BITS
+    controls = {
+        "bits": widgets.IntSlider(
+            value=bits, min=low, max=high, step=1, description="bits", continuous_update=False
+        ),
+        "per_channel": widgets.Checkbox(value=per_channel, description="per channel", indent=False),
+    }
+
+    def draw(bits: int, per_channel: bool) -> tuple[Figure, str]:
+        return (
+            quantization_figure(weights, bits, per_channel),
+            quantization_summary(weights, bits, per_channel),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _quantization_data(weights, bits, per_channel) -> tuple[torch.Tensor, dict]:
+    if not isinstance(weights, torch.Tensor) or not weights.is_floating_point():
+        kind = (
+            f"a {weights.dtype} tensor"
+            if isinstance(weights, torch.Tensor)
+            else type(weights).__name__
+        )
+        raise ValueError(f"weights must be a float tensor (a layer's weight), got {kind}")
+    if weights.numel() == 0:
+        raise ValueError("weights must hold at least one value, got an empty tensor")
+    low, high = QUANTIZATION_BITS
+    if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
+        raise ValueError(f"bits must be an int in {low}..{high}, got {bits!r}")
+    if not isinstance(per_channel, bool):
+        raise ValueError(f"per_channel must be a bool, got {per_channel!r}")
+    if per_channel and weights.dim() < 2:
+        raise ValueError(
+            f"per_channel needs weights with an output-channel dim (2-D or more), got shape "
+            f"{tuple(weights.shape)}"
+        )
+    w = weights.detach().float().cpu()
+    return w, error_histogram(w, bits, per_channel)
 
 
 def _png(fig: Figure) -> str:

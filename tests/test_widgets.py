@@ -282,3 +282,90 @@ def test_attention_explorer_needs_attention_layers():
 def test_attention_layers_finds_nested_layers():
     model = torch.nn.Sequential(torch.nn.Identity(), MultiHeadAttention(8, 2))
     assert list(widgets.attention_layers(model)) == ["1"]
+
+
+# ----------------------------------------------------------------------------- lesson 03
+
+
+def _rms_in(text: str) -> float:
+    return float(text.split("RMS error ")[1].split()[0])
+
+
+def _channel_scaled_weights():
+    w = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    return w * torch.logspace(-2, 0, 8)[:, None]  # channels two decades apart
+
+
+def _direct_rms(w, bits, per_channel):
+    """Symmetric signed fake quantization computed with torch's own function."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    half_range = (qmax - qmin) / 2
+    if per_channel:
+        scales = w.abs().amax(dim=1) / half_range
+        zeros = torch.zeros(len(w), dtype=torch.int32)
+        approx = torch.fake_quantize_per_channel_affine(w, scales, zeros, 0, qmin, qmax)
+    else:
+        approx = torch.fake_quantize_per_tensor_affine(
+            w, float(w.abs().max()) / half_range, 0, qmin, qmax
+        )
+    return float((w - approx).pow(2).mean().sqrt())
+
+
+def test_quantization_explorer_follows_the_slider_and_the_toggle():
+    w = _channel_scaled_weights()
+    explorer = widgets.quantization_explorer(w, bits=8)
+    assert explorer.state == {"bits": 8, "per_channel": False}
+    assert "8 bits per tensor: 256 levels" in explorer.text
+    assert _rms_in(explorer.text) == pytest.approx(_direct_rms(w, 8, False), rel=1e-5)
+    first_png = shown_png(explorer)
+
+    explorer.controls["bits"].value = 3
+    assert explorer.state == {"bits": 3, "per_channel": False}
+    assert "3 bits per tensor: 8 levels" in explorer.text
+    three_bits = _rms_in(explorer.text)
+    assert three_bits == pytest.approx(_direct_rms(w, 3, False), rel=1e-5)
+    assert three_bits > _direct_rms(w, 8, False)
+    assert shown_png(explorer) != first_png
+    assert explorer.figure.axes[0].get_title() == "3 bits: 8 levels"
+
+    explorer.controls["per_channel"].value = True
+    assert explorer.state == {"bits": 3, "per_channel": True}
+    assert "3 bits per channel" in explorer.text
+    per_channel = _rms_in(explorer.text)
+    assert per_channel == pytest.approx(_direct_rms(w, 3, True), rel=1e-5)
+    # channels two decades apart: each one's own scale rounds the small ones far finer
+    assert per_channel < three_bits
+    assert explorer.figure.axes[1].get_title().startswith("per channel")
+
+
+def test_quantization_figure_histograms_every_weight():
+    w = _channel_scaled_weights()
+    fig = widgets.quantization_figure(w, bits=4, per_channel=True)
+    assert len(fig.axes) == 2
+    (bars,) = fig.axes[1].patches
+    counts, edges, _ = bars.get_data()
+    assert counts.sum() == w.numel()
+    # the dashed bounds sit at +-half the widest step, and every error lies between them
+    step = float(w.abs().amax(dim=1).max()) / 7.5  # 4 bits: max|w| / ((7 - -8) / 2)
+    bounds = sorted(line.get_xdata()[0] for line in fig.axes[1].lines)
+    assert bounds == pytest.approx([-step / 2, step / 2], rel=1e-5)
+    assert -step / 2 - 1e-6 <= edges[0] and edges[-1] <= step / 2 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"weights": [[0.1, 0.2]]}, "weights"),
+        ({"weights": torch.arange(6).reshape(2, 3)}, "weights"),
+        ({"weights": torch.ones(2, 3), "bits": 1}, "bits"),
+        ({"weights": torch.ones(2, 3), "bits": 9}, "bits"),
+        ({"weights": torch.ones(2, 3), "bits": 16}, "bits"),
+        ({"weights": torch.ones(2, 3), "bits": 4.0}, "bits"),
+        ({"weights": torch.ones(3), "per_channel": True}, "per_channel"),
+    ],
+)
+def test_quantization_explorer_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        widgets.quantization_explorer(**kwargs)
+    with pytest.raises(ValueError, match=name):
+        widgets.quantization_figure(**kwargs)

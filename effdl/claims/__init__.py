@@ -18,6 +18,7 @@ from effdl.claims.registry import (
     within_factor,
     within_points,
     within_printed,
+    within_range,
 )
 from effdl.claims.runner import Result, judge, run, show
 
@@ -40,4 +41,5 @@ __all__ = [
     "within_factor",
     "within_points",
     "within_printed",
+    "within_range",
 ]

@@ -173,6 +173,43 @@ def within_factor(factor: float, close: float | None = None) -> VerdictRule:
     return rule
 
 
+def within_range(low: float, high: float, close: float = 0.2) -> VerdictRule:
+    """Return a rule for a published range ("2 to 4 times faster"): reproduced if every
+    measured figure lies in [low, high], close if within `close` relative of the range
+    (low (1 - close) .. high (1 + close)), else differs.
+
+    The published figures name the keys to judge; their values must lie in the range (e.g. its
+    middle) and are otherwise not used.
+    """
+    if not 0 < low <= high or close < 0:
+        raise ValueError(
+            f"the range must satisfy 0 < low <= high and close >= 0, got {low}, {high}, {close}"
+        )
+    span = f"{low:g}..{high:g}"
+
+    def rule(published: Figures, measured: Figures) -> Outcome:
+        unjudgeable = _unjudgeable(published, measured)
+        if unjudgeable:
+            return unjudgeable
+        outside = [k for k, v in published.items() if not low <= v <= high]
+        if outside:
+            raise ValueError(f"within_range({span}) got published figures {outside} outside it")
+        # relative distance outside the range; 0 inside
+        gaps = {}
+        for key in published:
+            got = float(measured[key])
+            gaps[key] = max(low - got, 0.0) / low + max(got - high, 0.0) / high
+        worst = max(gaps, key=gaps.get)
+        describe = f"worst {worst}: {float(measured[worst]):g}, range {span}"
+        if all(g == 0 for g in gaps.values()):
+            return Outcome("reproduced", "")
+        if all(g <= close for g in gaps.values()):
+            return Outcome("close", f"within {close:.0%} of the range, not in it; {describe}")
+        return Outcome("differs", f"beyond {close:.0%} outside the range; {describe}")
+
+    return rule
+
+
 def not_comparable(reason: str) -> VerdictRule:
     """Return a rule that always says not-comparable, with `reason` (e.g. GPU-days vs seconds)."""
     return lambda published, measured: Outcome("not-comparable", reason)
