@@ -12,7 +12,9 @@ nbval, HTML renderings and repository viewers can show.
 - lesson 02: `attention_explorer` / `attention_figure`: pick an input, a layer and a head,
   see that head's attention map;
 - lesson 03: `quantization_explorer` / `quantization_figure`: a bit-width slider and a
-  per-channel toggle over the histogram of a weight tensor's quantization error.
+  per-channel toggle over the histogram of a weight tensor's quantization error;
+- lesson 04: `pruning_explorer` / `pruning_figure`: a sparsity slider over accuracy (pruned and
+  fine-tuned) and over the latency of a layer stored dense and as CSR.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -33,6 +35,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from effdl._checks import check_in
+from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
@@ -638,6 +641,218 @@ def _quantization_data(weights, bits, per_channel) -> tuple[torch.Tensor, dict]:
         )
     w = weights.detach().float().cpu()
     return w, error_histogram(w, bits, per_channel)
+
+
+# --------------------------------------------------------------------------- lesson 04
+
+#: The keys `pruning_figure` reads from accuracy rows (`sparsity_sweep`) and timing rows
+#: (`csr_speed`).
+PRUNING_ACCURACY_KEYS = ("sparsity", "accuracy_pruned", "accuracy_finetuned")
+PRUNING_SPEED_KEYS = ("sparsity", "dense_ms", "csr_ms")
+
+
+def pruning_figure(
+    rows: Sequence[Mapping[str, Any]],
+    speed_rows: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    sparsity: float | None = None,
+) -> Figure:
+    """Return a two-panel figure at one sparsity: accuracy against sparsity (right after
+    pruning and after fine-tuning, dense dashed) and the time of one layer's product stored
+    dense and as CSR, with the chosen sparsity marked on both and CSR's break-even sparsity
+    dotted.
+
+    `rows` come from `effdl.experiments.pruning.sparsity_sweep`; `speed_rows` from `csr_speed`
+    (or leave it out when `rows` already hold both, merged by sparsity). `sparsity` must be one
+    of the rows' sparsities (default: `pruning_default_sparsity`); each panel marks its row
+    nearest to it.
+
+    Source: Han et al. 2015, Figure 5 (accuracy against pruned parameters); Han et al. 2016,
+    section 6 (sparse layers against dense).
+    """
+    accuracy, speed, sparsity = _pruning_data(rows, speed_rows, sparsity)
+    fig = Figure(figsize=(10, 3.6))
+    ax_acc, ax_time = fig.subplots(1, 2)
+    xs = [r["sparsity"] for r in accuracy]
+    ax_acc.plot(xs, [r["accuracy_pruned"] for r in accuracy], "o-", label="pruned")
+    ax_acc.plot(xs, [r["accuracy_finetuned"] for r in accuracy], "s-", label="fine-tuned")
+    if "dense_accuracy" in accuracy[0]:
+        ax_acc.axhline(accuracy[0]["dense_accuracy"], ls="--", color="0.4", lw=1, label="dense")
+    ax_acc.axvline(sparsity, color="tab:red", lw=1)
+    chosen = _nearest_row(accuracy, sparsity)
+    ax_acc.plot(
+        [chosen["sparsity"]] * 2,
+        [chosen["accuracy_pruned"], chosen["accuracy_finetuned"]],
+        "o",
+        ms=9,
+        mfc="none",
+        color="tab:red",
+    )
+    ax_acc.set_xlabel("sparsity (fraction of weights removed)")
+    ax_acc.set_ylabel("test accuracy (%)")
+    ax_acc.set_title(f"accuracy at sparsity {sparsity:g}", fontsize="medium")
+    ax_acc.legend(fontsize="small", loc="lower left")
+    ax_acc.grid(True, alpha=0.3)
+    if speed:
+        ts = [r["sparsity"] for r in speed]
+        ax_time.plot(ts, [r["dense_ms"] for r in speed], "o-", label="dense")
+        ax_time.plot(ts, [r["csr_ms"] for r in speed], "s-", label="CSR (torch)")
+        if all(r.get("kit_csr_ms") is not None for r in speed):
+            ax_time.plot(
+                ts, [r["kit_csr_ms"] for r in speed], ":", color="0.5", label="CSR (kit, reference)"
+            )
+        ax_time.set_yscale("log")
+        ax_time.axvline(sparsity, color="tab:red", lw=1)
+        timed = _nearest_row(speed, sparsity)
+        ax_time.plot(
+            [timed["sparsity"]] * 2,
+            [timed["dense_ms"], timed["csr_ms"]],
+            "o",
+            ms=9,
+            mfc="none",
+            color="tab:red",
+        )
+        even = break_even_sparsity(speed)
+        if even is not None:
+            ax_time.axvline(even, ls=":", color="black", lw=1.5, label=f"break-even {even:g}")
+        ax_time.set_xlabel("sparsity")
+        ax_time.set_ylabel("time of W @ X (ms)")
+        ax_time.set_title("one layer, dense vs CSR", fontsize="medium")
+        ax_time.legend(fontsize="small", loc="lower left")
+        ax_time.grid(True, alpha=0.3, which="both")
+    else:
+        ax_time.set_axis_off()
+        ax_time.text(0.5, 0.5, "no timing rows", ha="center", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def pruning_summary(
+    rows: Sequence[Mapping[str, Any]],
+    speed_rows: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    sparsity: float | None = None,
+) -> str:
+    """Return one line at `sparsity`: the compression 1 / (1 - s), the accuracy pruned and
+    fine-tuned (and dense), and, with timing rows, dense vs CSR time, the speed-up, the bytes
+    and the break-even sparsity.
+
+    Source: Han et al. 2015, Table 1; Han et al. 2016, section 6.
+    """
+    accuracy, speed, sparsity = _pruning_data(rows, speed_rows, sparsity)
+    row = _nearest_row(accuracy, sparsity)
+    where = "" if row["sparsity"] == sparsity else f" (nearest swept {row['sparsity']:g})"
+    dense = (
+        f" (dense {row['dense_accuracy']:.1f}%)" if row.get("dense_accuracy") is not None else ""
+    )
+    text = (
+        f"sparsity {sparsity:g}, {1 / (1 - sparsity):.1f}x fewer weights: accuracy "
+        f"{row['accuracy_pruned']:.1f}% pruned, {row['accuracy_finetuned']:.1f}% fine-tuned"
+        f"{dense}{where}"
+    )
+    if speed:
+        timed = _nearest_row(speed, sparsity)
+        at = "" if timed["sparsity"] == sparsity else f" at {timed['sparsity']:g}"
+        even = break_even_sparsity(speed)
+        text += (
+            f"; W @ X{at}: dense {timed['dense_ms']:.3g} ms, CSR {timed['csr_ms']:.3g} ms "
+            f"({timed['dense_ms'] / timed['csr_ms']:.2f}x)"
+        )
+        if timed.get("csr_bytes") is not None and timed.get("dense_bytes") is not None:
+            text += f", CSR {timed['csr_bytes'] / timed['dense_bytes']:.0%} of the dense bytes"
+        text += (
+            f"; CSR wins from sparsity {even:g}" if even is not None else "; CSR never wins here"
+        )
+    return text
+
+
+def pruning_default_sparsity(rows: Sequence[Mapping[str, Any]]) -> float:
+    """Return the sparsity `pruning_explorer` starts at: the highest one whose fine-tuned
+    accuracy is within 1 point of dense (`max_sparsity_within`), else the first row's.
+
+    Source: Han et al. 2015, Table 1 (pruning "without accuracy loss").
+    """
+    if rows and all("dense_accuracy" in r for r in rows):
+        best = max_sparsity_within(rows, 1.0)
+        if best is not None:
+            return best
+    return rows[0]["sparsity"]
+
+
+def pruning_explorer(
+    rows: Sequence[Mapping[str, Any]],
+    speed_rows: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    sparsity: float | None = None,
+) -> Explorer:
+    """Return a widget with a sparsity slider (the swept and timed sparsities) over
+    `pruning_figure`, printing `pruning_summary`.
+
+    Source: Han et al. 2015, Figure 5; Han et al. 2016, section 6.
+    """
+    accuracy, speed, sparsity = _pruning_data(rows, speed_rows, sparsity)
+    options = sorted({r["sparsity"] for r in accuracy} | {r["sparsity"] for r in speed})
+    controls = {
+        "sparsity": widgets.SelectionSlider(
+            options=options,
+            value=sparsity,
+            description="sparsity",
+            continuous_update=False,
+        )
+    }
+
+    def draw(sparsity: float) -> tuple[Figure, str]:
+        return (
+            pruning_figure(accuracy, speed, sparsity=sparsity),
+            pruning_summary(accuracy, speed, sparsity=sparsity),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _pruning_data(rows, speed_rows, sparsity) -> tuple[list[dict], list[dict], float]:
+    accuracy = _rows_with("rows", rows, PRUNING_ACCURACY_KEYS)
+    if speed_rows is None:
+        # merged rows: the timing keys, where present, come with the accuracy rows
+        timed = [r for r in accuracy if all(k in r for k in PRUNING_SPEED_KEYS)]
+        speed = _rows_with("rows", timed, PRUNING_SPEED_KEYS) if timed else []
+    else:
+        speed = _rows_with("speed_rows", speed_rows, PRUNING_SPEED_KEYS)
+    for name, group in (("rows", accuracy), ("speed_rows", speed)):
+        for r in group:
+            s = r["sparsity"]
+            if isinstance(s, bool) or not isinstance(s, int | float) or not 0 <= s < 1:
+                raise ValueError(f"{name} hold sparsities in [0, 1), got {s!r}")
+    accuracy.sort(key=lambda r: r["sparsity"])
+    speed.sort(key=lambda r: r["sparsity"])
+    options = {r["sparsity"] for r in accuracy} | {r["sparsity"] for r in speed}
+    if sparsity is None:
+        sparsity = pruning_default_sparsity(accuracy)
+    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float) or not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+    if sparsity not in options:
+        raise ValueError(
+            f"sparsity must be one of the rows' sparsities {sorted(options)}, got {sparsity!r}"
+        )
+    return accuracy, speed, float(sparsity)
+
+
+def _rows_with(name: str, rows: object, keys: Sequence[str]) -> list[dict]:
+    if isinstance(rows, Mapping | str) or not isinstance(rows, Sequence) or not rows:
+        raise ValueError(f"{name} must be a non-empty list of dicts, got {type(rows).__name__}")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{name}[{i}] must be a dict, got {type(row).__name__}")
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"{name}[{i}] lacks the keys {missing}; each row needs {list(keys)}")
+        out.append(dict(row))
+    return out
+
+
+def _nearest_row(rows: Sequence[Mapping[str, Any]], sparsity: float) -> Mapping[str, Any]:
+    return min(rows, key=lambda r: abs(r["sparsity"] - sparsity))
 
 
 def _png(fig: Figure) -> str:

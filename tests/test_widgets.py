@@ -369,3 +369,90 @@ def test_quantization_explorer_rejects_bad_input(kwargs, name):
         widgets.quantization_explorer(**kwargs)
     with pytest.raises(ValueError, match=name):
         widgets.quantization_figure(**kwargs)
+
+
+# ----------------------------------------------------------------------------- lesson 04
+
+# Rows shaped like sparsity_sweep's and csr_speed's; CSR wins from 0.9 on, with one lucky win at
+# 0.5 that the break-even rule must ignore.
+PRUNE_ROWS = [
+    {"sparsity": s, "accuracy_pruned": p, "accuracy_finetuned": f, "dense_accuracy": 96.0}
+    for s, p, f in [(0.5, 95.0, 96.5), (0.8, 89.0, 95.5), (0.9, 60.0, 94.0), (0.95, 24.0, 85.0)]
+]
+SPEED_ROWS = [
+    {"sparsity": s, "dense_ms": d, "csr_ms": c, "dense_bytes": 4000, "csr_bytes": b}
+    for s, d, c, b in [
+        (0.0, 1.0, 5.0, 8000),
+        (0.5, 1.0, 0.9, 4000),
+        (0.8, 1.0, 1.5, 1600),
+        (0.9, 1.0, 0.8, 800),
+        (0.99, 1.0, 0.1, 80),
+    ]
+]
+
+
+def test_pruning_explorer_follows_the_slider():
+    explorer = widgets.pruning_explorer(PRUNE_ROWS, SPEED_ROWS)
+    # starts at the highest sparsity within 1 point of dense: 0.8 (95.5 vs 96.0)
+    assert explorer.state == {"sparsity": 0.8}
+    assert explorer.controls["sparsity"].options == (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+    assert "sparsity 0.8, 5.0x fewer weights" in explorer.text
+    assert "89.0% pruned, 95.5% fine-tuned (dense 96.0%)" in explorer.text
+    assert "dense 1 ms, CSR 1.5 ms (0.67x), CSR 40% of the dense bytes" in explorer.text
+    assert "CSR wins from sparsity 0.9" in explorer.text
+    first_png = shown_png(explorer)
+
+    explorer.controls["sparsity"].value = 0.99
+    assert explorer.state == {"sparsity": 0.99}
+    # 0.99 was timed but not swept: the accuracy panel shows its nearest swept row, and says so
+    assert "100.0x fewer weights" in explorer.text
+    assert "24.0% pruned, 85.0% fine-tuned (dense 96.0%) (nearest swept 0.95)" in explorer.text
+    assert "dense 1 ms, CSR 0.1 ms (10.00x)" in explorer.text
+    assert shown_png(explorer) != first_png
+    ax_acc, ax_time = explorer.figure.axes
+    assert ax_acc.get_title() == "accuracy at sparsity 0.99"
+    marker = ax_time.lines[-2]  # the marked point, then the break-even line
+    assert list(marker.get_xdata()) == [0.99, 0.99]
+    assert list(marker.get_ydata()) == [1.0, 0.1]
+
+
+def test_pruning_figure_draws_the_rows_and_the_break_even_line():
+    fig = widgets.pruning_figure(PRUNE_ROWS, SPEED_ROWS, sparsity=0.9)
+    ax_acc, ax_time = fig.axes
+    pruned, finetuned = ax_acc.lines[:2]
+    assert list(pruned.get_xdata()) == [0.5, 0.8, 0.9, 0.95]
+    assert list(finetuned.get_ydata()) == [96.5, 95.5, 94.0, 85.0]
+    dense, csr = ax_time.lines[:2]
+    assert list(csr.get_ydata()) == [5.0, 0.9, 1.5, 0.8, 0.1]
+    assert ax_time.get_yscale() == "log"
+    (even,) = [line for line in ax_time.lines if line.get_linestyle() == ":"]
+    assert list(even.get_xdata()) == [0.9, 0.9]
+
+
+def test_pruning_figure_takes_merged_rows_and_rows_without_timings():
+    merged = [{**a, **t} for a in PRUNE_ROWS for t in SPEED_ROWS if a["sparsity"] == t["sparsity"]]
+    text = widgets.pruning_summary(merged, sparsity=0.9)
+    assert "CSR wins from sparsity 0.9" in text and "(1.25x)" in text
+    alone = widgets.pruning_summary(PRUNE_ROWS, sparsity=0.95)
+    assert "CSR" not in alone and "20.0x fewer weights" in alone
+    fig = widgets.pruning_figure(PRUNE_ROWS, sparsity=0.95)
+    assert not fig.axes[1].axison  # the timing panel says there is nothing to show
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "name"),
+    [
+        (([],), {}, "rows"),
+        (({"sparsity": 0.5},), {}, "rows"),
+        (([{"sparsity": 0.5, "accuracy_pruned": 90.0}],), {}, "rows"),
+        (([{**PRUNE_ROWS[0], "sparsity": 1.0}],), {}, "rows"),
+        ((PRUNE_ROWS, [{"sparsity": 0.5, "dense_ms": 1.0}]), {}, "speed_rows"),
+        ((PRUNE_ROWS,), {"sparsity": 0.7}, "sparsity"),
+        ((PRUNE_ROWS,), {"sparsity": 1.0}, "sparsity"),
+        ((PRUNE_ROWS,), {"sparsity": True}, "sparsity"),
+    ],
+)
+def test_pruning_explorer_rejects_bad_input(args, kwargs, name):
+    for build in (widgets.pruning_explorer, widgets.pruning_figure, widgets.pruning_summary):
+        with pytest.raises(ValueError, match=name):
+            build(*args, **kwargs)
