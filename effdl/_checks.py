@@ -70,3 +70,25 @@ def check_in(name: str, value: T, allowed: Collection[T]) -> T:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
     return value
+
+
+def check_tensor(name: str, value: object) -> None:
+    """Raise TypeError naming `name` unless `value` is a torch.Tensor.
+
+    Source: the kit's own convention (DESIGN.md, bad input).
+    """
+    import torch  # here, so that the other checks stay importable without torch
+
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def check_module(name: str, value: object) -> None:
+    """Raise TypeError naming `name` unless `value` is a torch.nn.Module.
+
+    Source: the kit's own convention (DESIGN.md, bad input).
+    """
+    from torch import nn
+
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be an nn.Module, got {type(value).__name__}")

@@ -7,9 +7,10 @@ Every figure stands on torch's own tools: `FlopCounterMode` for MACs (FLOPs / 2)
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,6 +141,22 @@ def cpu_latency(
         runs=len(result.times) * result.number_per_run,
         threads=threads,
     )
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the `with` block on `count` torch intra-op threads and restore the caller's count
+    after, so that a measurement runs on a known number of threads.
+
+    Source: torch.set_num_threads / torch.get_num_threads documentation.
+    """
+    check_positive_int("count", count)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def profile(

@@ -47,3 +47,16 @@ def test_in_lists_the_allowed_values():
     assert check_in("pool", "mean", ("cls", "mean")) == "mean"
     with pytest.raises(ValueError, match=r"pool must be one of \('cls', 'mean'\), got 'max'"):
         check_in("pool", "max", ("cls", "mean"))
+
+
+def test_tensor_and_module_checks_name_the_argument_and_the_type_given():
+    import torch
+
+    from effdl._checks import check_module, check_tensor
+
+    check_tensor("weight", torch.zeros(2))
+    check_module("model", torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match=r"weight must be a torch.Tensor, got list"):
+        check_tensor("weight", [1.0])
+    with pytest.raises(TypeError, match=r"model must be an nn.Module, got Tensor"):
+        check_module("model", torch.zeros(1))

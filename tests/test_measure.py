@@ -181,3 +181,18 @@ def test_profile_takes_the_batch_dimension_and_reports_one_sample():
     # A shape without the batch dimension, or a batch of more than one, is refused.
     with pytest.raises(ValueError, match=r"input_shape must have batch dimension 1.*\(4, 1, 40\)"):
         profile(model, (4, 1, 40), latency=False)
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_after_an_error():
+    from effdl.measure import torch_threads
+
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(target):
+            assert torch.get_num_threads() == target
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="count"):
+        with torch_threads(0):
+            pass

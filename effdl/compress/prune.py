@@ -19,7 +19,13 @@ from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from effdl._checks import check_fraction, check_positive_int, check_positive_number
+from effdl._checks import (
+    check_fraction,
+    check_module,
+    check_positive_int,
+    check_positive_number,
+    check_tensor,
+)
 
 #: Layer types whose weights the kit prunes unless told otherwise.
 PRUNABLE: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
@@ -62,7 +68,7 @@ def magnitude_mask(weight: Tensor, sparsity: float) -> Tensor:
     Source: Han et al. 2015, "Learning both Weights and Connections for Efficient Neural
     Networks", section 3.
     """
-    _check_tensor("weight", weight)
+    check_tensor("weight", weight)
     sparsity = check_fraction("sparsity", sparsity)
     return _bottom_k_mask(weight, round(sparsity * weight.numel()))
 
@@ -107,7 +113,7 @@ def channel_mask(weight: Tensor, sparsity: float, *, norm: float = 1, dim: int =
 
     Source: Li et al. 2017, "Pruning Filters for Efficient ConvNets", section 3.1.
     """
-    _check_tensor("weight", weight)
+    check_tensor("weight", weight)
     sparsity = check_fraction("sparsity", sparsity)
     check_positive_number("norm", norm)
     if weight.dim() < 2:
@@ -160,7 +166,7 @@ def apply_masks_(model: nn.Module, masks: Mapping[str, Tensor]) -> nn.Module:
 
     Source: Han et al. 2015, section 3 (retraining with the pruned connections held at zero).
     """
-    _check_module("model", model)
+    check_module("model", model)
     for name, mask in masks.items():
         module = _submodule(model, name)
         weight = module.weight
@@ -187,7 +193,7 @@ def remove_masks_(model: nn.Module) -> nn.Module:
 
     Source: torch.nn.utils.parametrize.remove_parametrizations (leave_parametrized=True).
     """
-    _check_module("model", model)
+    check_module("model", model)
     for module in list(model.modules()):
         if _masked_parametrization(module) is not None:
             if set(module.parametrizations) == {"weight"}:
@@ -208,7 +214,7 @@ def bake_(model: nn.Module) -> nn.Module:
 
     Source: torch.nn.utils.parametrize (how parametrized modules are built).
     """
-    _check_module("model", model)
+    check_module("model", model)
     for module in list(model.modules()):
         if parametrize.is_parametrized(module):
             _bake_module(module)
@@ -229,7 +235,7 @@ def masks_of(model: nn.Module) -> dict[str, Tensor]:
 
     Source: the kit's own convention (see `apply_masks_`).
     """
-    _check_module("model", model)
+    check_module("model", model)
     out = {}
     for name, module in model.named_modules():
         masked = _masked_parametrization(module)
@@ -378,7 +384,7 @@ def to_csr(weight: Tensor) -> CSR:
 
     Source: Saad 2003, "Iterative Methods for Sparse Linear Systems", section 3.4 (CSR).
     """
-    _check_tensor("weight", weight)
+    check_tensor("weight", weight)
     if weight.dim() != 2:
         raise ValueError(f"weight must be 2-D (a matrix), got shape {tuple(weight.shape)}")
     weight = weight.detach()
@@ -401,7 +407,7 @@ def csr_matmul(csr: CSR, x: Tensor) -> Tensor:
     """
     if not isinstance(csr, CSR):
         raise TypeError(f"csr must be a CSR (see to_csr), got {type(csr).__name__}")
-    _check_tensor("x", x)
+    check_tensor("x", x)
     vector = x.dim() == 1
     x2 = x.unsqueeze(1) if vector else x
     if x2.dim() != 2 or x2.shape[0] != csr.shape[1]:
@@ -454,7 +460,7 @@ def sensitivity_scan(
     Source: Han et al. 2015, Figure 5 (sensitivity of each layer to pruning); Li et al. 2017,
     section 3.2.
     """
-    _check_module("model", model)
+    check_module("model", model)
     if not callable(score):
         raise TypeError(f"score must be callable (model -> float), got {type(score).__name__}")
     sparsities = [check_fraction("sparsities", s) for s in sparsities]
@@ -522,7 +528,7 @@ def iterative_prune(
     """
     from effdl.train import evaluate, fit  # imported here: effdl.train is the heavier module
 
-    _check_module("model", model)
+    check_module("model", model)
     final_sparsity = check_fraction("final_sparsity", final_sparsity)
     check_positive_int("steps", steps)
     check_positive_int("epochs_per_step", epochs_per_step)
@@ -575,7 +581,7 @@ def _weights_of(
         }
     if isinstance(model_or_params, Mapping):
         for name, w in model_or_params.items():
-            _check_tensor(f"model_or_params[{name!r}]", w)
+            check_tensor(f"model_or_params[{name!r}]", w)
         return dict(model_or_params)
     raise TypeError(
         "model_or_params must be an nn.Module or a mapping name -> weight, got "
@@ -700,16 +706,6 @@ def _submodule(model: nn.Module, name: str) -> nn.Module:
     if not isinstance(getattr(module, "weight", None), Tensor):
         raise ValueError(f"masks names {name!r}, a {type(module).__name__} without a weight")
     return module
-
-
-def _check_tensor(name: str, value: object) -> None:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-
-
-def _check_module(name: str, value: object) -> None:
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{name} must be an nn.Module, got {type(value).__name__}")
 
 
 def _names(types: Iterable[type]) -> str:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from effdl._checks import check_in, check_positive_int
+from effdl._checks import check_in, check_module, check_positive_int, check_tensor
 from effdl.compress.prune import PRUNABLE, MaskedWeight, bake_
 
 #: Bytes of one fp32 number: the dense weights, the codebooks and every uncompressed parameter.
@@ -54,7 +54,7 @@ def kmeans_codebook(
 
     Source: Han, Mao, Dally 2016, "Deep Compression", sections 3.1 and 3.2; Lloyd 1982.
     """
-    _check_tensor("weight", weight)
+    check_tensor("weight", weight)
     check_positive_int("n_clusters", n_clusters)
     check_in("init", init, ("linear", "density"))
     check_positive_int("n_iter", n_iter)
@@ -128,7 +128,7 @@ def share_weights_(
 
     Source: Han, Mao, Dally 2016, section 3 (weight sharing and centroid fine-tuning, Fig. 3).
     """
-    _check_module("model", model)
+    check_module("model", model)
     check_positive_int("bits", bits)
     if bits > 16:
         raise ValueError(f"bits must be at most 16, got {bits}")
@@ -153,7 +153,7 @@ def codebooks_of(model: nn.Module) -> dict[str, Tensor]:
 
     Source: Han, Mao, Dally 2016, section 3.
     """
-    _check_module("model", model)
+    check_module("model", model)
     out = {}
     for name, module in model.named_modules():
         if parametrize.is_parametrized(module, "weight") and any(
@@ -327,7 +327,7 @@ def encode_layer(weight: Tensor, *, index_bits: int, weight_bits: int) -> Encode
     Source: Han, Mao, Dally 2016, section 2 (relative indices and filler zeros, Fig. 2),
     section 3 (codebook) and section 4 (Huffman coding).
     """
-    _check_tensor("weight", weight)
+    check_tensor("weight", weight)
     _check_bits("index_bits", index_bits)
     _check_bits("weight_bits", weight_bits)
     flat = weight.detach().reshape(-1).to(torch.float32)
@@ -409,7 +409,7 @@ def compression_stages(
 
     Source: Han, Mao, Dally 2016, Tables 1 and 2.
     """
-    _check_module("model", model)
+    check_module("model", model)
     layers = [
         encode_layer(m.weight, index_bits=index_bits, weight_bits=weight_bits)
         for m in model.modules()
@@ -492,13 +492,3 @@ def _check_bits(name: str, value: object) -> None:
     check_positive_int(name, value)
     if value > 16:
         raise ValueError(f"{name} must be in 1..16, got {value}")
-
-
-def _check_tensor(name: str, value: object) -> None:
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-
-
-def _check_module(name: str, value: object) -> None:
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{name} must be an nn.Module, got {type(value).__name__}")

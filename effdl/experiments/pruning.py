@@ -23,7 +23,7 @@ from effdl.compress import prune as P
 from effdl.compress import sharing as S
 from effdl.data import Splits, load_digits
 from effdl.experiments.quantization import accuracy_percent
-from effdl.measure import count_macs, count_params, cpu_latency
+from effdl.measure import count_macs, count_params, cpu_latency, torch_threads
 from effdl.train import evaluate, fit
 
 #: LeNet-300-100 (Han et al. 2015, Table 1) on 8x8 digits: 64 inputs instead of MNIST's 784, so
@@ -316,7 +316,7 @@ def sensitivity(
     _, val_loader, _ = splits.loaders(batch_size=256)
 
     def score(m: nn.Module) -> float:
-        with _threads(1):
+        with torch_threads(1):
             return 100.0 * evaluate(m, val_loader)["accuracy"]
 
     return P.sensitivity_scan(model, score, sparsities)
@@ -354,7 +354,7 @@ def iterative_vs_one_shot(
     one_shot_pruned = accuracy_percent(one_shot, splits)
     _fit(one_shot, splits, steps * epochs_per_step, lr, seed, verbose)
     gradual = copy.deepcopy(model)
-    with _threads(1):
+    with torch_threads(1):
         gradual, rows = P.iterative_prune(
             gradual,
             train_loader,
@@ -975,7 +975,7 @@ def _fit(
     validate: bool = False,
 ) -> None:
     train_loader, val_loader, _ = splits.loaders(batch_size=BATCH_SIZE, seed=seed)
-    with _threads(1):
+    with torch_threads(1):
         fit(
             model,
             train_loader,
@@ -1079,17 +1079,3 @@ class _Apply(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fn(x)
-
-
-class _threads:
-    """Set torch's thread count inside a `with` block and restore it after."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __enter__(self) -> None:
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(self.count)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.previous)

@@ -30,7 +30,7 @@ from effdl.compress.quantize import (
     static_int8,
 )
 from effdl.data import Splits, load_digits
-from effdl.measure import count_params, cpu_latency, serialized_size
+from effdl.measure import count_params, cpu_latency, serialized_size, torch_threads
 from effdl.models.mobilenet import DIGITS_TABLE, mobilenet_v1
 from effdl.train import evaluate, fit
 
@@ -72,7 +72,7 @@ def train_float_model(
     splits = load_digits(seed=seed)
     model = build_quant_model(seed)
     train_loader, val_loader, _ = splits.loaders(batch_size=QUANT_BATCH_SIZE, seed=seed)
-    with _threads(1):
+    with torch_threads(1):
         fit(model, train_loader, val_loader, epochs=epochs, lr=QUANT_LR, seed=seed, verbose=verbose)
     return model.eval(), splits
 
@@ -83,7 +83,7 @@ def accuracy_percent(model: nn.Module, splits: Splits) -> float:
     Source: the usual top-1 accuracy (effdl.train.evaluate).
     """
     _, _, test_loader = splits.loaders(batch_size=256)
-    with _threads(1):
+    with torch_threads(1):
         return 100.0 * evaluate(model, test_loader)["accuracy"]
 
 
@@ -248,7 +248,7 @@ def int8_speed(
             latency = cpu_latency(model, x, threads=threads, min_run_time=min_run_time / rounds)
             times[name].append(latency.median_ms)
     fp32_ms, int8_ms = statistics.median(times["fp32"]), statistics.median(times["int8"])
-    with torch.no_grad(), _threads(threads):
+    with torch.no_grad(), torch_threads(threads):
         reference, approx = mlp(x), int8(x)
     figures = {
         "fp32_ms": fp32_ms,
@@ -274,7 +274,7 @@ def _kit_vs_torch_linear(
     output_qparams = affine_qparams(float(y.min()), float(y.max()), 8)
     kit = IntegerLinear.from_float(layer, input_qparams, output_qparams)
     x_q = quantize_per_tensor(x, *input_qparams, torch.uint8)
-    with torch.no_grad(), _threads(threads):
+    with torch.no_grad(), torch_threads(threads):
         y_q = kit(x_q)
     kit_error = (dequantize(y_q, *output_qparams) - y).abs().max() / output_qparams[0]
     kit_ms = cpu_latency(kit, x_q, threads=threads, min_run_time=min_run_time, warmup=1).median_ms
@@ -319,7 +319,7 @@ def static_int8_cnn(
     model = model.eval()
     train_loader, _, _ = splits.loaders(batch_size=QUANT_BATCH_SIZE, seed=seed)
     calibration = [inputs for inputs, _ in itertools.islice(train_loader, calibration_batches)]
-    with _threads(threads):
+    with torch_threads(threads):
         int8 = static_int8(model, calibration)
     shape = (batch, *splits.sample_shape)
     fp32_ms = cpu_latency(model, shape, threads=threads, min_run_time=min_run_time).median_ms
@@ -395,20 +395,6 @@ def error_histogram(
         "bits": bits,
         "per_channel": per_channel,
     }
-
-
-class _threads:
-    """Set torch's thread count inside a `with` block and restore it after."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __enter__(self) -> None:
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(self.count)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.previous)
 
 
 def _describe(value: object) -> str:
