@@ -502,7 +502,6 @@ def channel_pruning(
     if model is None or splits is None:
         model, splits = train_cnn(seed)
     model = model.eval()
-    one = (1, *splits.sample_shape)
     dense_acc = accuracy_percent(model, splits)
     networks = [model]
     rows = [{"sparsity": 0.0, "accuracy_pruned": dense_acc, "accuracy": dense_acc}]
@@ -520,12 +519,7 @@ def channel_pruning(
                 "accuracy": accuracy_percent(small, splits),
             }
         )
-    x = torch.rand(batch, *splits.sample_shape, generator=torch.Generator().manual_seed(seed))
-    latencies = _latencies(networks, x, threads, min_run_time, rounds)
-    for row, network, latency in zip(rows, networks, latencies, strict=True):
-        row["params"] = count_params(network)
-        row["macs"] = count_macs(network, one)
-        row["latency_ms"] = latency
+    _add_costs(rows, networks, splits, batch, threads, min_run_time, rounds, seed)
     for row in rows:
         row["macs_ratio"] = row["macs"] / rows[0]["macs"]
         row["latency_ratio"] = row["latency_ms"] / rows[0]["latency_ms"]
@@ -703,7 +697,6 @@ def lowrank_sweep(
     if model is None or splits is None:
         model, splits = train_cnn(seed)
     model = model.eval()
-    one = (1, *splits.sample_shape)
     dense_acc = accuracy_percent(model, splits)
     networks = [model]
     rows = [{"energy": 1.0, "ranks": {}, "accuracy": dense_acc, "accuracy_finetuned": dense_acc}]
@@ -720,12 +713,7 @@ def lowrank_sweep(
                 "accuracy_finetuned": accuracy_percent(small, splits),
             }
         )
-    x = torch.rand(batch, *splits.sample_shape, generator=torch.Generator().manual_seed(seed))
-    latencies = _latencies(networks, x, threads, min_run_time, rounds)
-    for row, network, latency in zip(rows, networks, latencies, strict=True):
-        row["params"] = count_params(network)
-        row["macs"] = count_macs(network, one)
-        row["latency_ms"] = latency
+    _add_costs(rows, networks, splits, batch, threads, min_run_time, rounds, seed)
     return rows
 
 
@@ -1044,6 +1032,17 @@ def _halving_ranks(conv: nn.Conv2d, scheme: str) -> list[int]:
         ranks.append(rank)
         rank //= 2
     return ranks or [1]
+
+
+def _add_costs(rows, networks, splits, batch, threads, min_run_time, rounds, seed) -> None:
+    """Add each network's params, MACs (one sample) and latency (one seeded batch) to its row."""
+    one = (1, *splits.sample_shape)
+    x = torch.rand(batch, *splits.sample_shape, generator=torch.Generator().manual_seed(seed))
+    latencies = _latencies(networks, x, threads, min_run_time, rounds)
+    for row, network, latency in zip(rows, networks, latencies, strict=True):
+        row["params"] = count_params(network)
+        row["macs"] = count_macs(network, one)
+        row["latency_ms"] = latency
 
 
 def _latencies(
