@@ -40,12 +40,7 @@ def factorize_linear(linear: nn.Linear, rank: int) -> nn.Sequential:
     left, right = _split_svd(linear.weight.detach(), rank)  # (out, r), (r, in)
     first = _like(nn.Linear(in_features, rank, bias=False), linear)
     second = _like(nn.Linear(rank, out_features, bias=linear.bias is not None), linear)
-    with torch.no_grad():
-        first.weight.copy_(right)
-        second.weight.copy_(left)
-        if linear.bias is not None:
-            second.bias.copy_(linear.bias)
-    return nn.Sequential(first, second).train(linear.training)
+    return _pair(first, second, right, left, linear)
 
 
 def factorize_conv(conv: nn.Conv2d, rank: int, *, scheme: str = "channel") -> nn.Sequential:
@@ -93,12 +88,7 @@ def factorize_conv(conv: nn.Conv2d, rank: int, *, scheme: str = "channel") -> nn
         )
         first_weight = left.T.reshape(rank, c, kh, 1)
         second_weight = right.reshape(rank, n, kw).permute(1, 0, 2).reshape(n, rank, 1, kw)
-    with torch.no_grad():
-        first.weight.copy_(first_weight)
-        second.weight.copy_(second_weight)
-        if conv.bias is not None:
-            second.bias.copy_(conv.bias)
-    return nn.Sequential(first, second).train(conv.training)
+    return _pair(first, second, first_weight, second_weight, conv)
 
 
 def rank_for_energy(singular_values: Tensor, energy: float) -> int:
@@ -190,6 +180,19 @@ def lowrank_model(
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _pair(
+    first: nn.Module, second: nn.Module, first_weight: Tensor, second_weight: Tensor, old: nn.Module
+) -> nn.Sequential:
+    """Return Sequential(first, second) holding the two factors, `old`'s bias on the second layer
+    and `old`'s training mode."""
+    with torch.no_grad():
+        first.weight.copy_(first_weight)
+        second.weight.copy_(second_weight)
+        if old.bias is not None:
+            second.bias.copy_(old.bias)
+    return nn.Sequential(first, second).train(old.training)
 
 
 def _split_svd(matrix: Tensor, rank: int) -> tuple[Tensor, Tensor]:
