@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from effdl._checks import check_positive_int, check_positive_number
+from effdl._checks import check_non_negative_int, check_positive_int, check_positive_number
 
 #: An epoch hook gets the epoch's record and returns True to stop training.
 EpochHook = Callable[[dict[str, float]], bool | None]
@@ -53,7 +53,8 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     lr: float = 1e-2,
     schedule: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
+    loss_inputs: int = 0,
     clip: float | None = None,
     seed: int = 0,
     on_epoch: EpochHook | None = None,
@@ -64,7 +65,11 @@ def fit(
     Each batch is `(*inputs, target)`; `model(*inputs)` returns (N, C) logits for an (N,)
     target or (N, T, C) for an (N, T) target (a sequence scored per token). `loss_fn` (default
     cross-entropy) sees the logits and targets flattened to (N*T, C) and (N*T,), and accuracy
-    counts argmax(-1) == target over all target elements. `clip` bounds the gradients' global
+    counts argmax(-1) == target over all target elements. With `loss_inputs=k` the k items
+    before the target go to the loss, not the model: a batch `(*inputs, *extras, target)` calls
+    `model(*inputs)` and `loss_fn(logits, target, *extras)`, each extra flattened like the
+    target (e.g. a teacher's stored logits for distillation); validation batches are then plain
+    `(*inputs, target)`, scored with cross-entropy. `clip` bounds the gradients' global
     norm before each step (the usual guard for recurrent nets); None leaves them alone. The
     optimizer defaults to Adam with learning rate `lr`; `schedule` builds a learning-rate
     scheduler from the optimizer and is stepped once per epoch. After each epoch the model is
@@ -76,6 +81,7 @@ def fit(
     gradient-norm clipping as in Pascanu et al. 2013 and Bahdanau et al. 2015, section 4.2.
     """
     check_positive_int("epochs", epochs)
+    check_non_negative_int("loss_inputs", loss_inputs)
     if clip is not None:
         check_positive_number("clip", clip)
     if optimizer is None:
@@ -89,7 +95,9 @@ def fit(
         torch.manual_seed(seed)
         for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not verbose, leave=False):
             start = time.perf_counter()
-            train_loss, train_acc = _train_one_epoch(model, train_loader, optimizer, loss_fn, clip)
+            train_loss, train_acc = _train_one_epoch(
+                model, train_loader, optimizer, loss_fn, clip, loss_inputs
+            )
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
@@ -99,7 +107,7 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             if val_loader is not None:
-                val = evaluate(model, val_loader, loss_fn)
+                val = evaluate(model, val_loader, None if loss_inputs else loss_fn)
                 record["val_loss"], record["val_acc"] = val["loss"], val["accuracy"]
             record["seconds"] = time.perf_counter() - start
             history.records.append(record)
@@ -151,27 +159,50 @@ def _flat_logits_and_target(model: nn.Module, batch) -> tuple[torch.Tensor, torc
             f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}"
         )
     *inputs, target = batch
-    logits = model(*inputs)
-    if logits.shape[:-1] != target.shape:
+    outputs = model(*inputs)
+    heads = outputs if isinstance(outputs, tuple) else (outputs,)
+    for logits in heads:
+        if logits.shape[:-1] != target.shape:
+            raise ValueError(
+                f"the model's logits must be the target's shape plus a class dimension, got "
+                f"logits {tuple(logits.shape)} for target {tuple(target.shape)}"
+            )
+    flat = tuple(logits.reshape(-1, logits.shape[-1]) for logits in heads)
+    return (flat if isinstance(outputs, tuple) else flat[0]), target.reshape(-1)
+
+
+def _split_loss_inputs(batch, loss_inputs: int) -> tuple[list[torch.Tensor], tuple]:
+    """Return the loss's extra inputs, flattened like the target, and the batch without them."""
+    if not loss_inputs:
+        return [], batch
+    if not isinstance(batch, list | tuple) or len(batch) < loss_inputs + 2:
         raise ValueError(
-            f"the model's logits must be the target's shape plus a class dimension, got logits "
-            f"{tuple(logits.shape)} for target {tuple(target.shape)}"
+            f"with loss_inputs={loss_inputs} each batch must be (*inputs, *extras, target) with "
+            f"at least one input and {loss_inputs} extras, got {type(batch).__name__} of "
+            f"length {len(batch) if hasattr(batch, '__len__') else '?'}"
         )
-    return logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
+    *inputs, target = batch
+    split = len(inputs) - loss_inputs
+    extras = [e.flatten(0, target.dim() - 1) if target.dim() > 1 else e for e in inputs[split:]]
+    return extras, (*inputs[:split], target)
 
 
-def _train_one_epoch(model, loader, optimizer, loss_fn, clip) -> tuple[float, float]:
+def _train_one_epoch(model, loader, optimizer, loss_fn, clip, loss_inputs) -> tuple[float, float]:
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for batch in loader:
         optimizer.zero_grad(set_to_none=True)
+        extras, batch = _split_loss_inputs(batch, loss_inputs)
         logits, target = _flat_logits_and_target(model, batch)
-        loss = loss_fn(logits, target)
+        loss = loss_fn(logits, target, *extras)
         loss.backward()
         if clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         total_loss += loss.item() * target.numel()
+        # A model with several heads (DeiT in training) predicts with their mean, as in eval.
+        if isinstance(logits, tuple):
+            logits = torch.stack(logits).mean(0)
         correct += int((logits.argmax(-1) == target).sum())
         seen += target.numel()
     return total_loss / seen, correct / seen

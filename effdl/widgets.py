@@ -14,7 +14,9 @@ nbval, HTML renderings and repository viewers can show.
 - lesson 03: `quantization_explorer` / `quantization_figure`: a bit-width slider and a
   per-channel toggle over the histogram of a weight tensor's quantization error;
 - lesson 04: `pruning_explorer` / `pruning_figure`: a sparsity slider over accuracy (pruned and
-  fine-tuned) and over the latency of a layer stored dense and as CSR.
+  fine-tuned) and over the latency of a layer stored dense and as CSR;
+- lesson 05: `temperature_explorer` / `temperature_figure`: a temperature slider over one
+  example's soft targets, in bars and on a log scale, with their entropy.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -37,6 +39,7 @@ from torch import nn
 from effdl._checks import check_in
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
+from effdl.learn.distill import soft_targets
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
 from effdl.models.mobilenet import mobilenet_v1
@@ -853,6 +856,143 @@ def _rows_with(name: str, rows: object, keys: Sequence[str]) -> list[dict]:
 
 def _nearest_row(rows: Sequence[Mapping[str, Any]], sparsity: float) -> Mapping[str, Any]:
     return min(rows, key=lambda r: abs(r["sparsity"] - sparsity))
+
+
+# --------------------------------------------------------------------------- lesson 05
+
+#: The temperatures the temperature explorer offers (its log slider's range).
+TEMPERATURE_RANGE = (0.5, 20.0)
+
+
+def temperature_figure(
+    logits: torch.Tensor, T: float = 1.0, *, labels: Sequence[str] | None = None
+) -> Figure:
+    """Return a two-panel figure of one example's soft targets softmax(logits / T): the
+    probabilities as bars (the top class dark) and the same on a log scale, where the small
+    probabilities that carry the "dark knowledge" stay visible, with the T = 1 softmax dotted
+    for comparison. The title gives T and the entropy in bits against its maximum log2 C.
+
+    `logits` is one example's (C,) logits; `labels` names the C classes (default 0..C-1).
+
+    Source: Hinton, Vinyals and Dean 2015, "Distilling the Knowledge in a Neural Network",
+    section 2, eq. 1.
+    """
+    z, T, names = _temperature_data(logits, T, labels)
+    p = soft_targets(z, T).numpy()
+    plain = soft_targets(z, 1.0).numpy()
+    top = int(np.argmax(p))
+    xs = np.arange(len(p))
+    colors = ["tab:blue" if i == top else "tab:cyan" for i in xs]
+    fig = Figure(figsize=(10, 3.6))
+    ax_bar, ax_log = fig.subplots(1, 2)
+    ax_bar.bar(xs, p, color=colors)
+    ax_bar.set_ylim(0, 1)
+    ax_bar.set_xticks(xs, names)
+    ax_bar.set_xlabel("class")
+    ax_bar.set_ylabel("soft target")
+    ax_bar.set_title(
+        f"T = {T:.3g}: entropy {_entropy_bits(p):.2f} of {np.log2(len(p)):.2f} bits",
+        fontsize="medium",
+    )
+    ax_bar.grid(True, axis="y", alpha=0.3)
+    floor = np.finfo(np.float32).tiny
+    ax_log.bar(xs, np.maximum(p, floor), color=colors, label=f"T = {T:.3g}")
+    ax_log.plot(xs, np.maximum(plain, floor), "k_", ms=14, mew=2, label="T = 1")
+    ax_log.set_yscale("log")
+    ax_log.set_ylim(max(min(p.min(), plain.min()) / 3, 1e-30), 1.5)
+    ax_log.set_xticks(xs, names)
+    ax_log.set_xlabel("class")
+    ax_log.set_ylabel("soft target (log scale)")
+    ax_log.set_title("the small probabilities, on a log scale", fontsize="medium")
+    ax_log.legend(fontsize="small", loc="lower right")
+    ax_log.grid(True, axis="y", alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def temperature_summary(
+    logits: torch.Tensor, T: float = 1.0, *, labels: Sequence[str] | None = None
+) -> str:
+    """Return one line at temperature `T`: the entropy of the soft targets in bits (against
+    log2 C), the top class and the runner-up with their probabilities, and the ratio of the two,
+    exp((z_top - z_second) / T), which falls towards 1 as T grows.
+
+    Source: Hinton, Vinyals and Dean 2015, section 2.
+    """
+    z, T, names = _temperature_data(logits, T, labels)
+    p = soft_targets(z, T)
+    order = torch.argsort(z, descending=True).tolist()
+    first, second = order[0], order[1]
+    ratio = float(torch.exp((z[first] - z[second]) / T))
+    return (
+        f"T = {T:.3g}: entropy {_entropy_bits(p.numpy()):.2f} of {np.log2(len(p)):.2f} bits; "
+        f"top class {names[first]} p = {float(p[first]):.3g}, runner-up {names[second]} "
+        f"p = {float(p[second]):.3g}, ratio {ratio:.3g}"
+    )
+
+
+def temperature_explorer(
+    logits: torch.Tensor, *, T: float = 1.0, labels: Sequence[str] | None = None
+) -> Explorer:
+    """Return a widget with a temperature slider (log scale, 0.5 to 20) over
+    `temperature_figure` of one example's `logits`, printing `temperature_summary`.
+
+    Source: Hinton, Vinyals and Dean 2015, section 2.
+    """
+    _temperature_data(logits, T, labels)
+    low, high = TEMPERATURE_RANGE
+    controls = {
+        "T": widgets.FloatLogSlider(
+            value=T,
+            base=10,
+            min=float(np.log10(low)),
+            max=float(np.log10(high)),
+            step=0.01,
+            description="T",
+            continuous_update=False,
+        )
+    }
+
+    def draw(T: float) -> tuple[Figure, str]:
+        return (
+            temperature_figure(logits, T, labels=labels),
+            temperature_summary(logits, T, labels=labels),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _temperature_data(logits, T, labels) -> tuple[torch.Tensor, float, list[str]]:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        kind = (
+            f"a {logits.dtype} tensor"
+            if isinstance(logits, torch.Tensor)
+            else type(logits).__name__
+        )
+        raise ValueError(f"logits must be a float tensor of one example's logits, got {kind}")
+    if logits.dim() != 1 or logits.numel() < 2:
+        raise ValueError(
+            f"logits must be one example's logits, a 1-D tensor of at least 2 classes, got shape "
+            f"{tuple(logits.shape)}"
+        )
+    z = logits.detach().float().cpu()
+    if not torch.isfinite(z).all():
+        raise ValueError("logits must be finite, got inf or NaN")
+    low, high = TEMPERATURE_RANGE
+    if isinstance(T, bool) or not isinstance(T, int | float) or not low <= T <= high:
+        raise ValueError(f"T must be a temperature in [{low:g}, {high:g}], got {T!r}")
+    if labels is None:
+        names = [str(i) for i in range(len(z))]
+    elif isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) != len(z):
+        raise ValueError(f"labels must name the {len(z)} classes, got {labels!r}")
+    else:
+        names = [str(name) for name in labels]
+    return z, float(T), names
+
+
+def _entropy_bits(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
 
 
 def _png(fig: Figure) -> str:

@@ -175,3 +175,85 @@ def test_evaluate_leaves_the_global_random_state_alone():
     before = torch.random.get_rng_state()
     evaluate(model, DataLoader(data))
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_loss_inputs_hand_the_extras_to_the_loss_not_the_model():
+    # With loss_inputs=1 a batch (x, extra, y) trains exactly like a hand-written loop that
+    # calls model(x) and loss(logits, y, extra).
+    g = torch.Generator().manual_seed(3)
+    x, extra, y = torch.randn(64, 4, generator=g), torch.randn(64, 3, generator=g), None
+    y = torch.randint(0, 3, (64,), generator=g)
+
+    def loss(logits, target, soft):
+        return nn.functional.cross_entropy(logits, target) + (logits - soft).pow(2).mean()
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    reference = nn.Linear(4, 3)
+    reference.load_state_dict(model.state_dict())
+    loader = DataLoader(TensorDataset(x, extra, y), batch_size=16)
+    fit(model, loader, epochs=2, lr=0.1, loss_fn=loss, loss_inputs=1, verbose=False)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=0.1)
+    for _ in range(2):
+        for xb, eb, yb in loader:
+            optimizer.zero_grad()
+            loss(reference(xb), yb, eb).backward()
+            optimizer.step()
+    for got, want in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_loss_inputs_validate_with_plain_batches_and_cross_entropy():
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(32, 2, generator=g), torch.randint(0, 2, (32,), generator=g)
+    train = DataLoader(TensorDataset(x, torch.zeros(32, 2), y), batch_size=8)
+    val = DataLoader(TensorDataset(x, y), batch_size=8)
+    model = nn.Linear(2, 2)
+
+    def loss(logits, target, extra):
+        return nn.functional.cross_entropy(logits, target) + 100.0 + extra.sum()
+
+    history = fit(model, train, val, epochs=1, loss_fn=loss, loss_inputs=1, verbose=False)
+    # The training loss carries the +100; validation is the plain cross-entropy.
+    assert history["train_loss"][0] > 100
+    assert history["val_loss"][0] == pytest.approx(evaluate(model, val)["loss"])
+
+
+def test_a_model_with_two_heads_gets_both_in_the_loss_and_is_scored_by_their_mean():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 2), nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.a(x), self.b(x)
+
+    seen = []
+
+    def loss(heads, target):
+        seen.append(len(heads))
+        return sum(nn.functional.cross_entropy(h, target) for h in heads)
+
+    torch.manual_seed(0)
+    model = TwoHeads()
+    loader = _separable_problem()
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = fit(model, loader, epochs=1, optimizer=frozen, loss_fn=loss, verbose=False)
+    assert set(seen) == {2}
+    x, y = loader.dataset.tensors
+    with torch.no_grad():
+        mean = (model.a(x) + model.b(x)) / 2
+        alone = model.a(x)
+    # SGD at lr=0 leaves the weights alone, so the epoch's accuracy is that of the heads' mean.
+    want = float((mean.argmax(-1) == y).float().mean())
+    assert want != float((alone.argmax(-1) == y).float().mean())  # the mean is not head a
+    assert history["train_acc"][0] == pytest.approx(want)
+
+
+def test_bad_loss_inputs():
+    loader = _separable_problem()
+    with pytest.raises(ValueError, match="loss_inputs"):
+        fit(nn.Linear(2, 2), loader, epochs=1, loss_inputs=-1, verbose=False)
+    # (x, y) has no room for an extra before the target.
+    with pytest.raises(ValueError, match="loss_inputs=1"):
+        fit(nn.Linear(2, 2), loader, epochs=1, loss_inputs=1, verbose=False)

@@ -456,3 +456,88 @@ def test_pruning_explorer_rejects_bad_input(args, kwargs, name):
     for build in (widgets.pruning_explorer, widgets.pruning_figure, widgets.pruning_summary):
         with pytest.raises(ValueError, match=name):
             build(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- lesson 05
+
+# One example's logits, confident in class 2, with class 7 a clear runner-up and the rest far
+# below: the shape of a trained teacher's output.
+LOGITS = torch.tensor([-4.0, -6.0, 9.0, -3.0, -5.0, -2.0, -7.0, 5.0, -1.0, -8.0])
+
+
+def _bar_heights(ax) -> list[float]:
+    return [patch.get_height() for patch in ax.patches]
+
+
+def _entropy_in(text: str) -> float:
+    return float(text.split("entropy ")[1].split(" of")[0])
+
+
+def test_temperature_explorer_follows_the_slider():
+    explorer = widgets.temperature_explorer(LOGITS, T=1.0)
+    assert explorer.state == {"T": 1.0}
+    assert "top class 2" in explorer.text and "runner-up 7" in explorer.text
+    cold = _entropy_in(explorer.text)
+    first_png = shown_png(explorer)
+    assert _bar_heights(explorer.figure.axes[0]) == pytest.approx(
+        torch.softmax(LOGITS, 0).tolist(), rel=1e-5
+    )
+
+    explorer.controls["T"].value = 8.0
+    assert explorer.state == {"T": 8.0}
+    assert explorer.text.startswith("T = 8:")
+    assert _bar_heights(explorer.figure.axes[0]) == pytest.approx(
+        torch.softmax(LOGITS / 8, 0).tolist(), rel=1e-5
+    )
+    # the ratio of top to runner-up is exp((9 - 5) / T): e^4 at T = 1, e^0.5 at T = 8
+    assert f"ratio {np.exp(0.5):.3g}" in explorer.text
+    assert _entropy_in(explorer.text) > cold
+    assert shown_png(explorer) != first_png
+    assert explorer.figure.axes[0].get_title().startswith("T = 8: entropy")
+
+
+def test_temperature_summary_gives_the_ratio_and_the_entropy_limit():
+    cold = widgets.temperature_summary(LOGITS, 1.0)
+    assert f"ratio {np.exp(4.0):.3g}" in cold
+    p = torch.softmax(LOGITS, 0)
+    entropy = float(-(p * torch.log2(p)).sum())
+    assert _entropy_in(cold) == pytest.approx(entropy, abs=0.005)
+    # as T grows the soft targets flatten towards uniform, whose entropy is log2 10 = 3.32 bits
+    hot = widgets.temperature_summary(LOGITS, 20.0)
+    assert "of 3.32 bits" in hot
+    assert 3.0 < _entropy_in(hot) <= 3.32
+    labels = [f"digit {i}" for i in range(10)]
+    named = widgets.temperature_summary(LOGITS, 1.0, labels=labels)
+    assert "top class digit 2" in named and "runner-up digit 7" in named
+
+
+def test_temperature_figure_shows_the_small_probabilities_on_a_log_scale():
+    fig = widgets.temperature_figure(LOGITS, T=2.0)
+    ax_bar, ax_log = fig.axes
+    assert ax_log.get_yscale() == "log"
+    assert _bar_heights(ax_log) == pytest.approx(torch.softmax(LOGITS / 2, 0).tolist(), rel=1e-5)
+    (plain,) = ax_log.lines  # the T = 1 softmax, for comparison
+    assert list(plain.get_ydata()) == pytest.approx(torch.softmax(LOGITS, 0).tolist(), rel=1e-5)
+    # the smallest probability at T = 1 (about 5e-8) lies inside the log panel's range
+    assert ax_log.get_ylim()[0] < float(torch.softmax(LOGITS, 0).min())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"logits": [1.0, 2.0]}, "logits"),
+        ({"logits": torch.arange(3)}, "logits"),
+        ({"logits": torch.ones(2, 3)}, "logits"),
+        ({"logits": torch.ones(1)}, "logits"),
+        ({"logits": torch.tensor([1.0, float("nan")])}, "logits"),
+        ({"logits": LOGITS, "T": 0.0}, "T"),
+        ({"logits": LOGITS, "T": -1.0}, "T"),
+        ({"logits": LOGITS, "T": 50.0}, "T"),
+        ({"logits": LOGITS, "T": True}, "T"),
+        ({"logits": LOGITS, "labels": ["a", "b"]}, "labels"),
+    ],
+)
+def test_temperature_explorer_rejects_bad_input(kwargs, name):
+    for build in (widgets.temperature_explorer, widgets.temperature_figure):
+        with pytest.raises(ValueError, match=name):
+            build(**kwargs)

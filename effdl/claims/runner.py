@@ -256,7 +256,13 @@ def write_reports(results: list[Result], json_path: str | None, markdown_path: s
 
 def load_pillars() -> None:
     """Import every pillar module so that its claims are registered."""
-    from effdl.claims import architectures, attention, compression, foundations  # noqa: F401
+    from effdl.claims import (  # noqa: F401
+        architectures,
+        attention,
+        compression,
+        distillation,
+        foundations,
+    )
 
 
 def _figures(figures: dict, order: dict | None = None) -> str:

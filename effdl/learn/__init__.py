@@ -1,0 +1,5 @@
+"""Learning techniques: ways to train a small model better rather than to shrink a big one.
+`distill` (lesson 05): soft targets at a temperature and the distillation loss (Hinton et al.
+2015), FitNets hints (Romero et al. 2015) and DeiT's distillation token (Touvron et al. 2021).
+Import the module you need, e.g. `from effdl.learn.distill import distillation_loss`.
+"""
