@@ -91,6 +91,7 @@ def test_int8_speed_row_reports_the_issue_targets(monkeypatch):
     assert "target is >= 2.5x: met" in result.reason
     assert "target within 1.5x: not met" in result.reason
     assert "batch 64, 2 threads" in result.reason and "ARM" in result.reason
+    assert "far slower than the fbgemm" in result.reason  # 2x: the slow-kernel reading
 
     slow = {**FAKE_SPEED, "int8_ms": 30.0, "speedup": 2.0, "kit_vs_torch": 1.2}
     monkeypatch.setattr(compression_claims, "int8_speed", lambda: dict(slow))
@@ -98,6 +99,7 @@ def test_int8_speed_row_reports_the_issue_targets(monkeypatch):
     assert result.verdict == "reproduced"
     assert "target is >= 2.5x: not met" in result.reason
     assert "target within 1.5x: met" in result.reason
+    assert "has a fast int8 kernel" in result.reason and "CPU capability" in result.reason
 
 
 # --------------------------------------------------------------------------- lesson 04
