@@ -16,7 +16,9 @@ nbval, HTML renderings and repository viewers can show.
 - lesson 04: `pruning_explorer` / `pruning_figure`: a sparsity slider over accuracy (pruned and
   fine-tuned) and over the latency of a layer stored dense and as CSR;
 - lesson 05: `temperature_explorer` / `temperature_figure`: a temperature slider over one
-  example's soft targets, in bars and on a log scale, with their entropy.
+  example's soft targets, in bars and on a log scale, with their entropy;
+- lesson 06: `float_format_explorer` / `float_format_figure`: pick fp32, fp16 or bf16 and a
+  value, see its bits, the rounding error, the spacing there and each format's range.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -34,12 +38,14 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 from torch import nn
 
 from effdl._checks import check_in
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
 from effdl.learn.distill import soft_targets
+from effdl.learn.mixed_precision import FORMATS, FloatFormat, float_bits, float_format, spacing
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
 from effdl.models.mobilenet import mobilenet_v1
@@ -993,6 +999,168 @@ def _temperature_data(logits, T, labels) -> tuple[torch.Tensor, float, list[str]
 def _entropy_bits(p: np.ndarray) -> float:
     p = p[p > 0]
     return float(-(p * np.log2(p)).sum())
+
+
+# --------------------------------------------------------------------------- lesson 06
+
+#: The formats the float-format explorer offers, by the names of `mixed_precision.FORMATS`.
+FLOAT_FORMAT_NAMES = tuple(FORMATS)
+#: The largest magnitude the float-format explorer takes (just under fp32's max, 3.4028e38).
+FLOAT_VALUE_LIMIT = 3.4e38
+#: The x range of the float-format figure's range panel: fp32's smallest subnormal (1.4e-45)
+#: to its largest finite value (3.4e38), with a little room either side.
+FLOAT_RANGE_LIMITS = (1e-46, 1e39)
+#: The colours of the bit boxes, by field.
+FLOAT_FIELD_COLORS = {"sign": "#f4a6a6", "exponent": "#a6c8f4", "mantissa": "#b8e0a6"}
+
+
+def float_format_figure(value: float = 0.1, fmt: str = "fp16") -> Figure:
+    """Return a two-panel figure of `value` rounded to `fmt` ("fp32", "fp16" or "bf16"): its
+    bits as a row of boxes coloured by field (sign, exponent, mantissa), titled with the stored
+    value and the rounding error, above the range of each format on a log scale (subnormals
+    light, normal numbers dark, `fmt` highlighted) with a vertical line at |value|.
+
+    Source: IEEE 754-2008, section 3.4 (the binary interchange format's fields); Micikevicius
+    et al. 2018, section 3.1 and Figure 3 (the fp16 range); Kalamkar et al. 2019 (bfloat16).
+    """
+    value, form, stored, status = _float_format_data(value, fmt)
+    fields = dict(zip(FLOAT_FIELD_COLORS, float_bits(value, form.name), strict=True))
+    fig = Figure(figsize=(10, 4.6))
+    ax_bits, ax_range = fig.subplots(2, 1, height_ratios=(1, 1.6))
+    left = 0
+    for field, bits in fields.items():
+        for i, bit in enumerate(bits):
+            ax_bits.add_patch(
+                Rectangle((left + i, 0), 1, 1, facecolor=FLOAT_FIELD_COLORS[field], edgecolor="k")
+            )
+            ax_bits.text(left + i + 0.5, 0.5, bit, ha="center", va="center", fontsize=9)
+        label = {
+            "sign": "sign",
+            "exponent": f"exponent\n{form.exponent_bits} bits, bias {form.bias}",
+            "mantissa": f"mantissa\n{form.mantissa_bits} bits",
+        }[field]
+        ax_bits.text(left + len(bits) / 2, -0.25, label, ha="center", va="top", fontsize=8)
+        left += len(bits)
+    widest = max(f.bits for f in map(float_format, FLOAT_FORMAT_NAMES))
+    ax_bits.set_xlim(-0.5, widest + 0.5)
+    ax_bits.set_ylim(-1.6, 1.2)
+    ax_bits.set_aspect("equal")
+    ax_bits.set_axis_off()
+    ax_bits.set_title(
+        f"{value!r} in {form.name}: stored {stored!r} (rounding error {stored - value:+.3g}), "
+        f"{status}",
+        fontsize="medium",
+    )
+
+    names = list(FLOAT_FORMAT_NAMES)
+    for y, name in enumerate(names):
+        other = float_format(name)
+        color = "tab:red" if name == form.name else "0.45"
+        ax_range.barh(
+            y,
+            other.smallest_normal - other.smallest_subnormal,
+            left=other.smallest_subnormal,
+            height=0.6,
+            color=color,
+            alpha=0.35,
+        )
+        ax_range.barh(
+            y,
+            other.max - other.smallest_normal,
+            left=other.smallest_normal,
+            height=0.6,
+            color=color,
+        )
+    if value != 0:
+        ax_range.axvline(abs(value), color="black", lw=1.5)
+    ax_range.set_xscale("log")
+    ax_range.set_xlim(*FLOAT_RANGE_LIMITS)
+    ax_range.set_yticks(range(len(names)), names)
+    for tick in ax_range.get_yticklabels():
+        tick.set_fontweight("bold" if tick.get_text() == form.name else "normal")
+    ax_range.invert_yaxis()
+    ax_range.set_xlabel("magnitude (log scale)")
+    ax_range.set_title(
+        "range: subnormal (light) and normal (dark) magnitudes; line at |value|", fontsize="medium"
+    )
+    ax_range.legend(
+        handles=[
+            Patch(color="0.45", alpha=0.35, label="subnormal"),
+            Patch(color="0.45", label="normal"),
+        ],
+        fontsize="small",
+        loc="center left",
+    )
+    ax_range.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def float_format_summary(value: float = 0.1, fmt: str = "fp16") -> str:
+    """Return one line: `fmt` and its bit layout, the value `value` is stored as, the relative
+    rounding error, the spacing to the next representable number there (`spacing`), whether
+    the stored value is normal, subnormal, zero, underflows to 0 or overflows to inf, and the
+    format's largest finite value and smallest normal.
+
+    Source: IEEE 754-2008; Goldberg 1991, section 1.2 (ulps); Micikevicius et al. 2018,
+    section 3.1.
+    """
+    value, form, stored, status = _float_format_data(value, fmt)
+    gap = math.inf if math.isinf(stored) else spacing(value, form.name)
+    relative = (stored - value) / abs(value) if value != 0 else 0.0
+    return (
+        f"{form.name} (1+{form.exponent_bits}+{form.mantissa_bits} bits): {value!r} is stored as "
+        f"{stored!r}, relative rounding error {relative:.3g}, spacing {gap:.6g}, {status}; "
+        f"max {form.max:.6g}, smallest normal {form.smallest_normal:.6g}"
+    )
+
+
+def float_format_explorer(value: float = 0.1, *, fmt: str = "fp16") -> Explorer:
+    """Return a widget with format buttons (fp32, fp16, bf16) and a number box (clamped to
+    +-3.4e38) over `float_format_figure`, printing `float_format_summary`.
+
+    Source: IEEE 754-2008; Micikevicius et al. 2018, section 3.1; Kalamkar et al. 2019.
+    """
+    value, form, _, _ = _float_format_data(value, fmt)
+    controls = {
+        "fmt": widgets.ToggleButtons(
+            options=FLOAT_FORMAT_NAMES, value=form.name, description="format"
+        ),
+        "value": widgets.BoundedFloatText(
+            value=value, min=-FLOAT_VALUE_LIMIT, max=FLOAT_VALUE_LIMIT, description="value"
+        ),
+    }
+
+    def draw(fmt: str, value: float) -> tuple[Figure, str]:
+        return float_format_figure(value, fmt), float_format_summary(value, fmt)
+
+    return Explorer(controls, draw)
+
+
+def _float_format_data(value, fmt) -> tuple[float, FloatFormat, float, str]:
+    check_in("fmt", fmt, FLOAT_FORMAT_NAMES)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or abs(value) > FLOAT_VALUE_LIMIT
+    ):
+        raise ValueError(
+            f"value must be a finite real number with |value| <= {FLOAT_VALUE_LIMIT:g}, "
+            f"got {value!r}"
+        )
+    value = float(value)
+    form = float_format(fmt)
+    stored = float(torch.tensor([value], dtype=form.dtype)[0])
+    if math.isinf(stored):
+        status = "overflows to inf"
+    elif stored == 0:
+        status = "zero" if value == 0 else "underflows to 0"
+    elif abs(stored) < form.smallest_normal:
+        status = "subnormal"
+    else:
+        status = "normal"
+    return value, form, stored, status
 
 
 def _png(fig: Figure) -> str:

@@ -7,10 +7,12 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_hex
 
 matplotlib.use("Agg")
 
 from effdl import widgets  # noqa: E402
+from effdl.learn.mixed_precision import FORMATS, float_bits, float_format, spacing  # noqa: E402
 from effdl.measure import count_macs, count_params, pareto_front  # noqa: E402
 from effdl.models.attention import MultiHeadAttention  # noqa: E402
 from effdl.models.mobilenet import mobilenet_v1  # noqa: E402
@@ -540,4 +542,189 @@ def test_temperature_figure_shows_the_small_probabilities_on_a_log_scale():
 def test_temperature_explorer_rejects_bad_input(kwargs, name):
     for build in (widgets.temperature_explorer, widgets.temperature_figure):
         with pytest.raises(ValueError, match=name):
+            build(**kwargs)
+
+
+# ----------------------------------------------------------------------------- lesson 06
+
+
+def _drawn_bits(fig) -> str:
+    ax_bits = fig.axes[0]
+    digits = [t for t in ax_bits.texts if t.get_text() in ("0", "1")]
+    return "".join(t.get_text() for t in sorted(digits, key=lambda t: t.get_position()[0]))
+
+
+def _box_fields(fig) -> list[str]:
+    field_of = {to_hex(color): field for field, color in widgets.FLOAT_FIELD_COLORS.items()}
+    boxes = sorted(fig.axes[0].patches, key=lambda p: p.get_x())
+    return [field_of[to_hex(p.get_facecolor())] for p in boxes]
+
+
+def _range_bars(fig) -> dict[str, list]:
+    ax_range = fig.axes[1]
+    ticks = zip(ax_range.get_yticks(), ax_range.get_yticklabels(), strict=True)
+    names = {round(y): t.get_text() for y, t in ticks}
+    bars: dict[str, list] = {}
+    for patch in ax_range.patches:
+        bars.setdefault(names[round(patch.get_y() + patch.get_height() / 2)], []).append(patch)
+    return bars
+
+
+def _number_after(text: str, key: str) -> float:
+    return float(text.split(key)[1].split(",")[0].split(";")[0])
+
+
+def test_float_format_explorer_follows_both_controls():
+    explorer = widgets.float_format_explorer(0.1)
+    assert explorer.state == {"fmt": "fp16", "value": 0.1}
+    assert explorer.controls["fmt"].options == ("fp32", "fp16", "bf16")
+    assert explorer.text.startswith("fp16 (1+5+10 bits): 0.1 is stored as 0.0999755859375,")
+    assert _number_after(explorer.text, "relative rounding error ") == pytest.approx(
+        (0.0999755859375 - 0.1) / 0.1, rel=1e-3
+    )
+    assert _drawn_bits(explorer.figure) == "".join(float_bits(0.1, "fp16"))
+    assert _box_fields(explorer.figure) == ["sign"] + ["exponent"] * 5 + ["mantissa"] * 10
+    first_png = shown_png(explorer)
+
+    # bf16 has fp16's 16 bits split differently: fp32's 8 exponent bits, 7 mantissa bits
+    explorer.controls["fmt"].value = "bf16"
+    assert explorer.state == {"fmt": "bf16", "value": 0.1}
+    assert explorer.text.startswith("bf16 (1+8+7 bits): 0.1 is stored as 0.10009765625,")
+    assert _drawn_bits(explorer.figure) == "".join(float_bits(0.1, "bf16"))
+    assert _box_fields(explorer.figure) == ["sign"] + ["exponent"] * 8 + ["mantissa"] * 7
+    bf16_png = shown_png(explorer)
+    assert bf16_png != first_png
+    bold = [
+        t.get_text()
+        for t in explorer.figure.axes[1].get_yticklabels()
+        if t.get_fontweight() == "bold"
+    ]
+    assert bold == ["bf16"]
+
+    explorer.controls["fmt"].value = "fp32"
+    assert explorer.text.startswith("fp32 (1+8+23 bits): 0.1 is stored as 0.10000000149011612,")
+    assert len(_drawn_bits(explorer.figure)) == 32
+    assert "stored 0.10000000149011612" in explorer.figure.axes[0].get_title()
+
+    explorer.controls["value"].value = 1000.0
+    assert explorer.state == {"fmt": "fp32", "value": 1000.0}
+    assert "1000.0 is stored as 1000.0, relative rounding error 0," in explorer.text
+    assert _drawn_bits(explorer.figure) == "".join(float_bits(1000.0, "fp32"))
+    (line,) = explorer.figure.axes[1].lines
+    assert list(line.get_xdata()) == [1000.0, 1000.0]
+    assert shown_png(explorer) not in (first_png, bf16_png)
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt"),
+    [
+        (1.0, "fp16"),
+        (-2.5, "fp16"),
+        (0.1, "fp32"),
+        (1e-8, "bf16"),
+        (6e-8, "fp16"),
+        (70000.0, "fp16"),
+    ],
+)
+def test_float_format_figure_draws_the_stored_bits(value, fmt):
+    fig = widgets.float_format_figure(value, fmt)
+    sign, exponent, mantissa = float_bits(value, fmt)
+    assert _drawn_bits(fig) == sign + exponent + mantissa
+    assert _box_fields(fig) == ["sign"] + ["exponent"] * len(exponent) + ["mantissa"] * len(
+        mantissa
+    )
+    stored = float(torch.tensor([value], dtype=FORMATS[fmt])[0])
+    assert f"stored {stored!r} (rounding error {stored - value:+.3g})" in fig.axes[0].get_title()
+
+
+def test_float_format_figure_bits_of_known_values():
+    # 1 = +1.0 x 2^(15 - 15); 70000 is past fp16's max 65504, so it is stored as inf
+    assert _drawn_bits(widgets.float_format_figure(1.0, "fp16")) == "0" + "01111" + "0" * 10
+    assert _drawn_bits(widgets.float_format_figure(70000.0, "fp16")) == "0" + "11111" + "0" * 10
+    assert _drawn_bits(widgets.float_format_figure(-2.0, "bf16")) == "1" + "10000000" + "0" * 7
+
+
+@pytest.mark.parametrize(
+    ("value", "fmt"),
+    [(1000.0, "fp16"), (1.0, "fp16"), (1.0, "bf16"), (0.1, "fp32"), (6e-8, "fp16"), (-3.0, "bf16")],
+)
+def test_float_format_summary_spacing_is_the_gap_to_the_next_number(value, fmt):
+    text = widgets.float_format_summary(value, fmt)
+    assert _number_after(text, "spacing ") == pytest.approx(spacing(value, fmt), rel=1e-5)
+
+
+def test_float_format_summary_names_the_range_cases():
+    assert "spacing 0.5, normal" in widgets.float_format_summary(1000.0, "fp16")
+    assert "max 65504, smallest normal 6.10352e-05" in widgets.float_format_summary(1.0, "fp16")
+    # 1e-8 is below half fp16's smallest subnormal (5.96e-8): it flushes to zero; bf16 has
+    # fp32's exponent range and holds it as a normal number
+    tiny16 = widgets.float_format_summary(1e-8, "fp16")
+    assert "is stored as 0.0, relative rounding error -1," in tiny16
+    assert tiny16.split("; ")[0].endswith("underflows to 0")
+    tiny_bf16 = widgets.float_format_summary(1e-8, "bf16")
+    assert tiny_bf16.split("; ")[0].endswith(", normal")
+    assert "underflows" not in tiny_bf16
+    assert widgets.float_format_summary(6e-8, "fp16").split("; ")[0].endswith(", subnormal")
+    big16 = widgets.float_format_summary(70000.0, "fp16")
+    assert "is stored as inf" in big16 and "spacing inf, overflows to inf" in big16
+    assert "stored as 70144.0" in widgets.float_format_summary(70000.0, "bf16")
+    zero = widgets.float_format_summary(0.0, "fp16")
+    assert zero.split("; ")[0].endswith(", zero") and "underflows" not in zero
+
+
+def test_float_format_range_panel_spans_each_format():
+    fig = widgets.float_format_figure(-2.5, "fp16")
+    ax_range = fig.axes[1]
+    assert ax_range.get_xscale() == "log"
+    low, high = ax_range.get_xlim()
+    assert low <= 1e-45 and high >= 3.5e38
+    bars = _range_bars(fig)
+    assert sorted(bars) == ["bf16", "fp16", "fp32"]
+    for name, patches in bars.items():
+        form = float_format(name)
+        subnormal, normal = sorted(patches, key=lambda p: p.get_x())
+        assert subnormal.get_x() == pytest.approx(form.smallest_subnormal, rel=1e-12)
+        assert subnormal.get_x() + subnormal.get_width() == pytest.approx(form.smallest_normal)
+        assert normal.get_x() == pytest.approx(form.smallest_normal, rel=1e-12)
+        assert normal.get_x() + normal.get_width() == pytest.approx(form.max, rel=1e-12)
+        assert subnormal.get_alpha() < normal.get_facecolor()[3]  # subnormals lighter
+    chosen = to_hex(bars["fp16"][0].get_facecolor())
+    assert all(to_hex(p.get_facecolor()) != chosen for p in bars["fp32"] + bars["bf16"])
+    (line,) = ax_range.lines
+    assert list(line.get_xdata()) == [2.5, 2.5]  # at |value|
+    # the value asked for, not the one stored (70000 is inf in fp16, 0.1 is 0.0999755859375)
+    for value in (70000.0, 0.1):
+        (line,) = widgets.float_format_figure(value, "fp16").axes[1].lines
+        assert list(line.get_xdata()) == [value, value]
+    assert not widgets.float_format_figure(0.0, "fp16").axes[1].lines
+
+
+def test_float_format_explorer_value_box_stays_in_range():
+    explorer = widgets.float_format_explorer(1.0, fmt="fp32")
+    explorer.controls["value"].value = 1e40
+    assert explorer.state == {"fmt": "fp32", "value": widgets.FLOAT_VALUE_LIMIT}
+    assert explorer.text.split("; ")[0].endswith(", normal")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"fmt": "fp8"}, "fmt"),
+        ({"fmt": torch.float16}, "fmt"),
+        ({"value": "x"}, "value"),
+        ({"value": True}, "value"),
+        ({"value": float("nan")}, "value"),
+        ({"value": float("inf")}, "value"),
+        ({"value": -float("inf")}, "value"),
+        ({"value": 1e40}, "value"),
+        ({"value": -3.5e38}, "value"),
+    ],
+)
+def test_float_format_explorer_rejects_bad_input(kwargs, name):
+    for build in (
+        widgets.float_format_explorer,
+        widgets.float_format_figure,
+        widgets.float_format_summary,
+    ):
+        with pytest.raises(ValueError, match=rf"^{name} must"):
             build(**kwargs)

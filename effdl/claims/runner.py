@@ -262,6 +262,7 @@ def load_pillars() -> None:
         compression,
         distillation,
         foundations,
+        training,
     )
 
 
