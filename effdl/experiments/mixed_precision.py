@@ -295,7 +295,27 @@ def step_speed(threads: int = 2, repeats: int = 7) -> dict:
     out["matmul_bf16_speedup"] = out["matmul_fp32_ms"] / out["matmul_bf16_ms"]
     out["matmul_fp16_slowdown"] = out["matmul_fp16_ms"] / out["matmul_fp32_ms"]
     out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    out["cpu_16bit_flags"] = cpu_16bit_flags()
     return out
+
+
+def cpu_16bit_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, ...]:
+    """Return the CPU's instruction-set flags for 16-bit floating point (avx512_bf16,
+    avx512_fp16, amx_bf16, amx_fp16, ...) as Linux lists them in `cpuinfo`; () where the file
+    is missing or lists none.
+
+    Source: the Linux kernel's x86 cpufeatures names, as /proc/cpuinfo prints them.
+    """
+    try:
+        with open(cpuinfo) as f:
+            text = f.read()
+    except OSError:
+        return ()
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(f for f in line.split(":", 1)[1].split() if "bf16" in f or "fp16" in f)
+    return tuple(sorted(flags))
 
 
 # ---------------------------------------------------------------------------------------------

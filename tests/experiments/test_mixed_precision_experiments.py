@@ -105,3 +105,10 @@ def test_step_speed_reports_every_timing():
 def test_bad_settings_name_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_cpu_16bit_flags_reads_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16 amx_bf16 f16c\n")
+    assert E.cpu_16bit_flags(str(info)) == ("amx_bf16", "avx512_bf16")
+    assert E.cpu_16bit_flags(str(tmp_path / "missing")) == ()
