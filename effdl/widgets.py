@@ -18,7 +18,9 @@ nbval, HTML renderings and repository viewers can show.
 - lesson 05: `temperature_explorer` / `temperature_figure`: a temperature slider over one
   example's soft targets, in bars and on a log scale, with their entropy;
 - lesson 06: `float_format_explorer` / `float_format_figure`: pick fp32, fp16 or bf16 and a
-  value, see its bits, the rounding error, the spacing there and each format's range.
+  value, see its bits, the rounding error, the spacing there and each format's range;
+- lesson 07: `dsd_explorer` / `dsd_figure`: a sparsity slider over the validation curve through
+  the dense, sparse and re-dense phases, against the dense control, and over the test accuracy.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -45,6 +47,7 @@ from effdl._checks import check_in
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
 from effdl.learn.distill import soft_targets
+from effdl.learn.dsd import DSD_SPARSITY, PHASES
 from effdl.learn.mixed_precision import FORMATS, FloatFormat, float_bits, float_format, spacing
 from effdl.measure import count_macs, count_params, pareto_front
 from effdl.models.attention import MultiHeadAttention
@@ -1163,7 +1166,494 @@ def _float_format_data(value, fmt) -> tuple[float, FloatFormat, float, str]:
     return value, form, stored, status
 
 
+# --------------------------------------------------------------------------- lesson 07
+
+#: The keys `dsd_figure` reads from each row (`effdl.experiments.dsd.sparsity_runs`).
+DSD_KEYS = ("sparsity", "accuracy", "val_curve", "phases", "sparsity_curve")
+#: The background colour of each DSD phase, in the order the phases run.
+DSD_PHASE_COLORS = dict(zip(PHASES, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+
+
+def dsd_figure(rows: Sequence[Mapping[str, Any]], *, sparsity: float | None = None) -> Figure:
+    """Return a two-panel figure at one sparsity of the sparse phase. Left: that run's
+    validation accuracy per epoch over the dense, sparse and re-dense phases (shaded), with
+    the dense control (the sparsity-0 row, if any) dashed grey and the fraction of zero weights
+    as a thin step line on a second y axis. Right: the final test accuracy against the
+    sparsity over all rows, the chosen one ringed and the dense control's accuracy dashed.
+
+    `rows` come from `effdl.experiments.dsd.sparsity_runs`. `sparsity` must be one of the rows'
+    sparsities (default: 0.3 if present, else the smallest non-zero one, else 0).
+
+    Source: Han et al. 2017, "DSD: Dense-Sparse-Dense Training for Deep Neural Networks",
+    sections 2 and 4 (the three phases; DSD against the baseline trained as long).
+    """
+    rows, row, control = _dsd_data(rows, sparsity)
+    s = row["sparsity"]
+    fig = Figure(figsize=(10, 3.8))
+    ax_curve, ax_acc = fig.subplots(1, 2)
+
+    epochs = np.arange(1, len(row["val_curve"]) + 1)
+    for phase, first, last in _phase_spans(row["phases"]):
+        ax_curve.axvspan(
+            first - 0.5, last + 0.5, color=DSD_PHASE_COLORS[phase], alpha=0.12, lw=0, label=phase
+        )
+        ax_curve.text(
+            (first + last) / 2,
+            0.98,
+            phase,
+            transform=ax_curve.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize="small",
+            color=DSD_PHASE_COLORS[phase],
+        )
+    if control is not None and control is not row:
+        ax_curve.plot(
+            np.arange(1, len(control["val_curve"]) + 1),
+            control["val_curve"],
+            "--",
+            color="0.5",
+            lw=1.2,
+            label="dense control",
+        )
+    name = "sparsity 0 (dense control)" if control is row else f"sparsity {s:g}"
+    ax_curve.plot(epochs, row["val_curve"], "o-", ms=3, color="tab:red", label=name)
+    ax_curve.set_xlim(0.5, len(epochs) + 0.5)
+    low, high = ax_curve.get_ylim()
+    ax_curve.set_ylim(low, high + 0.1 * (high - low))  # room for the phase names
+    ax_curve.set_xlabel("epoch")
+    ax_curve.set_ylabel("validation accuracy (%)")
+    ax_curve.set_title(f"sparsity {s:g}: validation accuracy per epoch", fontsize="medium")
+    ax_curve.grid(True, alpha=0.3)
+    ax_zero = ax_curve.twinx()
+    ax_zero.step(
+        epochs, row["sparsity_curve"], where="mid", color="0.2", lw=0.8, label="zero fraction"
+    )
+    ax_zero.set_ylim(0, 1)
+    ax_zero.set_ylabel("fraction of zero weights")
+    # on the twin axes, which draw above the curve's, so that no line crosses the legend
+    ax_zero.legend(
+        handles=ax_curve.get_lines() + ax_zero.get_lines(), fontsize="small", loc="center right"
+    )
+
+    xs = [r["sparsity"] for r in rows]
+    ax_acc.plot(xs, [r["accuracy"] for r in rows], "o-", label="after DSD")
+    if control is not None:
+        ax_acc.axhline(control["accuracy"], ls="--", color="0.5", lw=1, label="dense control")
+    ax_acc.plot([s], [row["accuracy"]], "o", ms=10, mfc="none", color="tab:red", label="chosen")
+    ax_acc.set_xlabel("sparsity of the sparse phase")
+    ax_acc.set_ylabel("test accuracy (%)")
+    ax_acc.set_title("final test accuracy against sparsity", fontsize="medium")
+    ax_acc.margins(y=0.2)
+    ax_acc.legend(fontsize="small", loc="lower left")
+    ax_acc.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def dsd_summary(rows: Sequence[Mapping[str, Any]], *, sparsity: float | None = None) -> str:
+    """Return one line at `sparsity`: the test accuracy, the dense control's and the difference
+    in points, the validation accuracy at the end of each phase, and how far the first sparse
+    epoch fell below the end of the dense phase (the cost of pruning, which re-dense recovers).
+
+    Source: Han et al. 2017, sections 2 and 4.
+    """
+    _, row, control = _dsd_data(rows, sparsity)
+    s = row["sparsity"]
+    head = f"sparsity {s:g}" + (" (the dense control)" if control is row else "")
+    text = f"{head}: test accuracy {row['accuracy']:.1f}%"
+    if control is None:
+        text += " (no dense control: no row at sparsity 0)"
+    elif control is not row:
+        diff = round(row["accuracy"] - control["accuracy"], 1) + 0.0  # no "-0.0"
+        text += f", dense control {control['accuracy']:.1f}% ({diff:+.1f} points)"
+    curve, phases = row["val_curve"], row["phases"]
+    ends = {phase: curve[i] for i, phase in enumerate(phases)}
+    text += "; validation at the end of " + ", ".join(
+        f"{phase} {ends[phase]:.1f}%" for phase in PHASES if phase in ends
+    )
+    step = next(
+        (i for i in range(1, len(phases)) if phases[i - 1] == "dense" and phases[i] == "sparse"),
+        None,
+    )
+    if step is None:
+        text += "; no dense phase followed by a sparse one"
+    else:
+        drop = round(curve[step - 1] - curve[step], 1) + 0.0
+        where = "below" if drop >= 0 else "above"
+        text += f"; first sparse epoch {abs(drop):.1f} points {where} the end of dense"
+    return text
+
+
+def dsd_explorer(rows: Sequence[Mapping[str, Any]], *, sparsity: float | None = None) -> Explorer:
+    """Return a widget with a sparsity slider (the rows' sparsities, sorted) over `dsd_figure`,
+    printing `dsd_summary`.
+
+    Source: Han et al. 2017, sections 2 and 4.
+    """
+    rows, row, _ = _dsd_data(rows, sparsity)
+    controls = {
+        "sparsity": widgets.SelectionSlider(
+            options=[r["sparsity"] for r in rows],
+            value=row["sparsity"],
+            description="sparsity",
+            continuous_update=False,
+        )
+    }
+
+    def draw(sparsity: float) -> tuple[Figure, str]:
+        return dsd_figure(rows, sparsity=sparsity), dsd_summary(rows, sparsity=sparsity)
+
+    return Explorer(controls, draw)
+
+
+def _dsd_data(rows, sparsity) -> tuple[list[dict], dict, dict | None]:
+    """Check `rows` and `sparsity`; return the rows sorted by sparsity, the chosen row and the
+    dense control (the sparsity-0 row, or None)."""
+    rows = _rows_with("rows", rows, DSD_KEYS)
+    for i, r in enumerate(rows):
+        s = r["sparsity"]
+        if not _is_real(s) or not 0 <= s < 1:
+            raise ValueError(f"rows[{i}] has sparsity {s!r}; sparsities must be in [0, 1)")
+        if not _is_real(r["accuracy"]):
+            raise ValueError(f"rows[{i}] has accuracy {r['accuracy']!r}; it must be a number")
+        curves = {}
+        for key in ("val_curve", "phases", "sparsity_curve"):
+            values = r[key]
+            if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+                raise ValueError(
+                    f"rows[{i}][{key!r}] must be a non-empty list, one entry per epoch, got "
+                    f"{values!r}"
+                )
+            curves[key] = list(values)
+        lengths = {key: len(values) for key, values in curves.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"rows[{i}] has curves of different lengths {lengths}; each needs one entry per "
+                "epoch"
+            )
+        bad = [p for p in curves["phases"] if p not in PHASES]
+        if bad:
+            raise ValueError(f"rows[{i}] has phases {bad!r}; phases must be one of {PHASES}")
+        for key in ("val_curve", "sparsity_curve"):
+            if not all(_is_real(v) for v in curves[key]):
+                raise ValueError(f"rows[{i}][{key!r}] must hold numbers, got {curves[key]!r}")
+        if not all(0 <= v <= 1 for v in curves["sparsity_curve"]):
+            raise ValueError(
+                f"rows[{i}]['sparsity_curve'] must hold zero fractions in [0, 1], got "
+                f"{curves['sparsity_curve']!r}"
+            )
+        r.update(curves, sparsity=float(s), accuracy=float(r["accuracy"]))
+    rows.sort(key=lambda r: r["sparsity"])
+    options = [r["sparsity"] for r in rows]
+    if len(set(options)) != len(options):
+        raise ValueError(f"rows must have one row per sparsity, got the sparsities {options}")
+    if sparsity is None:
+        nonzero = [s for s in options if s > 0]
+        sparsity = DSD_SPARSITY if DSD_SPARSITY in options else (nonzero or options)[0]
+    if not _is_real(sparsity) or sparsity not in options:
+        raise ValueError(
+            f"sparsity must be one of the rows' sparsities {options}, got {sparsity!r}"
+        )
+    row = rows[options.index(sparsity)]
+    control = rows[0] if options[0] == 0 else None
+    return rows, row, control
+
+
+def _phase_spans(phases: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Return (phase, first epoch, last epoch) for each run of equal phases, epochs from 1."""
+    spans: list[tuple[str, int, int]] = []
+    for epoch, phase in enumerate(phases, start=1):
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], epoch)
+        else:
+            spans.append((phase, epoch, epoch))
+    return spans
+
+
+def _is_real(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
 def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------- lesson 08
+
+#: The keys `throughput_figure` reads from each row of a data-parallel throughput sweep.
+THROUGHPUT_KEYS = ("workers", "batch", "samples_per_s", "step_ms", "compute_ms", "comm_ms")
+
+
+def throughput_figure(
+    rows: Sequence[Mapping[str, Any]], *, workers: int | None = None, batch: int | None = None
+) -> Figure:
+    """Return a two-panel figure of data-parallel training throughput at one (workers, batch)
+    point. Left: samples per second against the global batch (log2 axis), one line per number
+    of workers, the chosen point ringed and, for more than one worker, the ideal k times the
+    1-worker throughput dotted. Right: at the chosen batch, one stacked bar per number of
+    workers of the compute time (forward and backward on one rank) and the gradient all-reduce
+    time per step, the wall time of the step marked, and each bar labelled with its scaling
+    efficiency throughput(k) / (k * throughput(1)) where the 1-worker row exists.
+
+    `rows` hold the keys of `THROUGHPUT_KEYS`, one row per (workers, batch) measured; a pair may
+    be missing. `workers` must be one of the rows' worker counts (default: the largest) and
+    `batch` one of their global batches (default: the largest measured with `workers`). A pair
+    that was not measured draws without a chosen point and says so in the title.
+
+    Source: Li et al. 2020, "PyTorch Distributed: Experiences on Accelerating Data Parallel
+    Training", sections 3 and 5 (gradient all-reduce per step; latency split into computation
+    and communication); Goyal et al. 2017, abstract (scaling efficiency).
+    """
+    rows, row, workers, batch = _throughput_data(rows, workers, batch)
+    counts = sorted({r["workers"] for r in rows})
+    batches = sorted({r["batch"] for r in rows})
+    at = {(r["workers"], r["batch"]): r for r in rows}
+    fig = Figure(figsize=(10, 3.8))
+    ax_rate, ax_step = fig.subplots(1, 2)
+
+    colors = {k: f"C{i % 10}" for i, k in enumerate(counts)}
+    for k in counts:
+        xs = [b for b in batches if (k, b) in at]
+        ax_rate.plot(
+            xs,
+            [at[k, b]["samples_per_s"] for b in xs],
+            "o-",
+            color=colors[k],
+            label=_workers_name(k),
+        )
+    if workers > 1:
+        xs = [b for b in batches if (1, b) in at]
+        if xs:
+            ax_rate.plot(
+                xs,
+                [workers * at[1, b]["samples_per_s"] for b in xs],
+                ":",
+                color=colors[workers],
+                label=f"ideal: {workers} x 1 worker",
+            )
+    if row is not None:
+        ax_rate.plot(
+            [batch],
+            [row["samples_per_s"]],
+            "o",
+            ms=12,
+            mfc="none",
+            mew=1.5,
+            color="black",
+            label="chosen",
+        )
+        ax_rate.set_title(
+            f"{_workers_name(workers)}, global batch {batch}: throughput", fontsize="medium"
+        )
+    else:
+        ax_rate.set_title(
+            f"{_workers_name(workers)}, global batch {batch}: not measured", fontsize="medium"
+        )
+    ax_rate.set_xscale("log", base=2)
+    ax_rate.set_xticks(batches, [str(b) for b in batches])
+    ax_rate.set_xticks([], minor=True)
+    ax_rate.set_xlabel("global batch (samples per step, log2 scale)")
+    ax_rate.set_ylabel("samples / s")
+    ax_rate.legend(fontsize="small", loc="upper left")
+    ax_rate.grid(True, alpha=0.3)
+
+    present = [k for k in counts if (k, batch) in at]
+    steps = [at[k, batch] for k in present]
+    positions = np.arange(len(present))
+    compute = [r["compute_ms"] for r in steps]
+    comm = [r["comm_ms"] for r in steps]
+    edges = ["black" if k == workers else "none" for k in present]
+    ax_step.bar(
+        positions,
+        compute,
+        width=0.6,
+        color="tab:blue",
+        edgecolor=edges,
+        lw=1.5,
+        label="compute (forward + backward)",
+    )
+    ax_step.bar(
+        positions,
+        comm,
+        width=0.6,
+        bottom=compute,
+        color="tab:orange",
+        edgecolor=edges,
+        lw=1.5,
+        label="gradient all-reduce",
+    )
+    ax_step.plot(
+        positions,
+        [r["step_ms"] for r in steps],
+        "_",
+        ms=24,
+        mew=2,
+        color="black",
+        label="step (wall time)",
+    )
+    base = at.get((1, batch))
+    tops = [max(r["compute_ms"] + r["comm_ms"], r["step_ms"]) for r in steps]
+    if base is not None:
+        for x, k, r, top in zip(positions, present, steps, tops, strict=True):
+            efficiency = r["samples_per_s"] / (k * base["samples_per_s"])
+            ax_step.annotate(
+                f"eff {efficiency:.0%}",
+                (x, top),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=9,
+            )
+    ax_step.set_xticks(positions, [str(k) for k in present])
+    ax_step.set_xlim(-0.75, len(present) - 0.25)
+    ax_step.set_ylim(0, 1.6 * max(tops))  # room above the bars for the labels and the legend
+    ax_step.set_xlabel("workers")
+    ax_step.set_ylabel("time per step (ms)")
+    title = f"global batch {batch}: where a step's time goes"
+    if base is None:
+        title += "\n(no 1-worker row at this batch: no scaling efficiency)"
+    ax_step.set_title(title, fontsize="medium")
+    # patches of their own: the bars' edges mark the chosen bar, not the kind of time
+    ax_step.legend(
+        handles=[
+            *ax_step.get_lines(),
+            Patch(color="tab:blue", label="compute (forward + backward)"),
+            Patch(color="tab:orange", label="gradient all-reduce"),
+        ],
+        fontsize="small",
+        loc="upper right",
+    )
+    ax_step.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def throughput_summary(
+    rows: Sequence[Mapping[str, Any]], *, workers: int | None = None, batch: int | None = None
+) -> str:
+    """Return one or two sentences at (`workers`, `batch`): the samples per second, the
+    speed-up over 1 worker at the same global batch, the scaling efficiency
+    throughput(k) / (k * throughput(1)), and the share of the step spent in the gradient
+    all-reduce; or, for a pair that was not measured, the batches that were.
+
+    Source: Li et al. 2020, section 5; Goyal et al. 2017, abstract (scaling efficiency).
+    """
+    rows, row, workers, batch = _throughput_data(rows, workers, batch)
+    head = f"{_workers_name(workers)}, global batch {batch}"
+    if row is None:
+        measured = sorted(r["batch"] for r in rows if r["workers"] == workers)
+        return (
+            f"{head}: not measured; the global batches measured with "
+            f"{_workers_name(workers)}: {measured}."
+        )
+    if workers == 1:
+        return (
+            f"{head}: {_rate(row['samples_per_s'])} samples/s, the 1-worker baseline (speed-up "
+            f"1.00x, scaling efficiency 100%). With one worker there is no all-reduce: "
+            f"{row['compute_ms']:.3g} ms of the {row['step_ms']:.3g} ms step is compute."
+        )
+    head += f" ({batch / workers:g} per worker)"
+    text = f"{head}: {_rate(row['samples_per_s'])} samples/s"
+    base = next((r for r in rows if r["workers"] == 1 and r["batch"] == batch), None)
+    if base is None:
+        text += f"; no 1-worker row at batch {batch}, so no speed-up or scaling efficiency."
+    else:
+        speedup = row["samples_per_s"] / base["samples_per_s"]
+        text += (
+            f", {speedup:.2f}x the 1-worker throughput at this batch, scaling efficiency "
+            f"{speedup / workers:.0%}."
+        )
+    share = row["comm_ms"] / row["step_ms"]
+    text += (
+        f" The all-reduce takes {row['comm_ms']:.3g} ms, {share:.0%} of the "
+        f"{row['step_ms']:.3g} ms step (compute {row['compute_ms']:.3g} ms)."
+    )
+    return text
+
+
+def throughput_explorer(
+    rows: Sequence[Mapping[str, Any]], *, workers: int | None = None, batch: int | None = None
+) -> Explorer:
+    """Return a widget with buttons for the number of workers and a slider for the global batch
+    (the values the rows hold) over `throughput_figure`, printing `throughput_summary`.
+
+    Source: Li et al. 2020, section 5; Goyal et al. 2017, abstract (scaling efficiency).
+    """
+    rows, _, workers, batch = _throughput_data(rows, workers, batch)
+    controls = {
+        "workers": widgets.ToggleButtons(
+            options=sorted({r["workers"] for r in rows}), value=workers, description="workers"
+        ),
+        "batch": widgets.SelectionSlider(
+            options=sorted({r["batch"] for r in rows}),
+            value=batch,
+            description="global batch",
+            continuous_update=False,
+        ),
+    }
+
+    def draw(workers: int, batch: int) -> tuple[Figure, str]:
+        return (
+            throughput_figure(rows, workers=workers, batch=batch),
+            throughput_summary(rows, workers=workers, batch=batch),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _throughput_data(rows, workers, batch) -> tuple[list[dict], dict | None, int, int]:
+    """Check `rows`, `workers` and `batch`; return the rows sorted by (workers, batch), the
+    chosen row (None for a pair that was not measured), and the chosen workers and batch."""
+    rows = _rows_with("rows", rows, THROUGHPUT_KEYS)
+    for i, r in enumerate(rows):
+        for key in ("workers", "batch"):
+            if not _is_count(r[key]):
+                raise ValueError(f"rows[{i}] has {key} {r[key]!r}; it must be a positive int")
+        for key in ("samples_per_s", "step_ms"):
+            if not _is_real(r[key]) or r[key] <= 0:
+                raise ValueError(f"rows[{i}] has {key} {r[key]!r}; it must be a number > 0")
+        for key in ("compute_ms", "comm_ms"):
+            if not _is_real(r[key]) or r[key] < 0:
+                raise ValueError(f"rows[{i}] has {key} {r[key]!r}; it must be a number >= 0")
+        r.update(
+            {key: int(r[key]) for key in ("workers", "batch")},
+            **{key: float(r[key]) for key in THROUGHPUT_KEYS[2:]},
+        )
+    rows.sort(key=lambda r: (r["workers"], r["batch"]))
+    pairs = [(r["workers"], r["batch"]) for r in rows]
+    if len(set(pairs)) != len(pairs):
+        twice = sorted({p for p in pairs if pairs.count(p) > 1})
+        raise ValueError(f"rows must have one row per (workers, batch), got {twice} twice or more")
+    counts = sorted({k for k, _ in pairs})
+    batches = sorted({b for _, b in pairs})
+    if workers is not None and (not _is_count(workers) or workers not in counts):
+        raise ValueError(
+            f"workers must be one of the rows' worker counts {counts}, got {workers!r}"
+        )
+    if batch is not None and (not _is_count(batch) or batch not in batches):
+        raise ValueError(f"batch must be one of the rows' global batches {batches}, got {batch!r}")
+    # a default falls on a measured pair: the largest batch run with these workers, or the
+    # most workers run at this batch
+    if workers is None:
+        workers = counts[-1] if batch is None else max(k for k, b in pairs if b == batch)
+    if batch is None:
+        batch = max(b for k, b in pairs if k == workers)
+    workers, batch = int(workers), int(batch)
+    row = rows[pairs.index((workers, batch))] if (workers, batch) in pairs else None
+    return rows, row, workers, batch
+
+
+def _is_count(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
+def _workers_name(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
+
+
+def _rate(samples_per_s: float) -> str:
+    return f"{samples_per_s:,.0f}" if samples_per_s >= 100 else f"{samples_per_s:.3g}"

@@ -728,3 +728,478 @@ def test_float_format_explorer_rejects_bad_input(kwargs, name):
     ):
         with pytest.raises(ValueError, match=rf"^{name} must"):
             build(**kwargs)
+
+
+# ----------------------------------------------------------------------------- lesson 07
+
+# Rows shaped like sparsity_runs': 4 dense, 3 sparse and 3 re-dense epochs, listed out of order.
+# Pruning costs accuracy at the first sparse epoch (more at higher sparsity); re-dense recovers.
+DSD_PHASES = ["dense"] * 4 + ["sparse"] * 3 + ["re-dense"] * 3
+DSD_CURVES = {
+    0.0: (90.0, [60.0, 75.0, 82.0, 86.0, 87.0, 88.0, 88.5, 89.0, 89.5, 89.8]),
+    0.3: (90.4, [60.0, 75.0, 82.0, 86.0, 80.0, 84.0, 85.0, 88.0, 89.5, 90.2]),
+    0.5: (89.1, [60.0, 75.0, 82.0, 86.0, 71.5, 80.0, 83.0, 87.0, 88.0, 88.9]),
+    0.9: (85.0, [60.0, 75.0, 82.0, 86.0, 30.0, 55.0, 70.0, 80.0, 83.0, 84.6]),
+}
+
+
+def _dsd_row(sparsity, accuracy, curve, phases=DSD_PHASES):
+    zeros = [sparsity if p == "sparse" else 0.0 for p in phases]
+    return {
+        "sparsity": sparsity,
+        "accuracy": accuracy,
+        "val_curve": list(curve),
+        "phases": list(phases),
+        "sparsity_curve": zeros,
+    }
+
+
+DSD_ROWS = [_dsd_row(s, *DSD_CURVES[s]) for s in (0.5, 0.0, 0.9, 0.3)]
+
+
+def _labelled(ax, label):
+    return [line for line in ax.lines if line.get_label() == label]
+
+
+def _dsd_main_line(fig, sparsity):
+    label = "sparsity 0 (dense control)" if sparsity == 0 else f"sparsity {sparsity:g}"
+    (line,) = _labelled(fig.axes[0], label)
+    return line
+
+
+def _points_in(text: str) -> float:
+    return float(text.split(" points)")[0].rsplit("(", 1)[1])
+
+
+def test_dsd_explorer_follows_the_slider():
+    before = [dict(r) for r in DSD_ROWS]
+    explorer = widgets.dsd_explorer(DSD_ROWS)
+    assert DSD_ROWS == before  # the caller's rows are neither sorted nor converted
+    assert explorer.state == {"sparsity": 0.3}  # Han et al.'s sparsity, present here
+    assert explorer.controls["sparsity"].options == (0.0, 0.3, 0.5, 0.9)
+    assert explorer.text.startswith(
+        "sparsity 0.3: test accuracy 90.4%, dense control 90.0% (+0.4 points)"
+    )
+    assert list(_dsd_main_line(explorer.figure, 0.3).get_ydata()) == DSD_CURVES[0.3][1]
+    first_png = shown_png(explorer)
+
+    explorer.controls["sparsity"].value = 0.9
+    assert explorer.state == {"sparsity": 0.9}
+    assert explorer.text.startswith(
+        "sparsity 0.9: test accuracy 85.0%, dense control 90.0% (-5.0 points)"
+    )
+    assert "first sparse epoch 56.0 points below the end of dense" in explorer.text
+    high_png = shown_png(explorer)
+    assert high_png != first_png
+    ax_curve, ax_acc, ax_zero = explorer.figure.axes
+    main = _dsd_main_line(explorer.figure, 0.9)
+    assert list(main.get_xdata()) == list(range(1, 11))
+    assert list(main.get_ydata()) == DSD_CURVES[0.9][1]
+    assert ax_curve.get_title().startswith("sparsity 0.9:")
+    (zero,) = ax_zero.lines
+    assert list(zero.get_ydata()) == [0.0] * 4 + [0.9] * 3 + [0.0] * 3
+    (ring,) = _labelled(ax_acc, "chosen")
+    assert list(ring.get_xdata()) == [0.9] and list(ring.get_ydata()) == [85.0]
+
+    # at sparsity 0 the chosen run is the control itself: no second, dashed copy of it
+    explorer.controls["sparsity"].value = 0.0
+    assert explorer.state == {"sparsity": 0.0}
+    assert explorer.text.startswith("sparsity 0 (the dense control): test accuracy 90.0%;")
+    assert "points)" not in explorer.text
+    assert list(_dsd_main_line(explorer.figure, 0.0).get_ydata()) == DSD_CURVES[0.0][1]
+    assert not _labelled(explorer.figure.axes[0], "dense control")
+    assert shown_png(explorer) not in (first_png, high_png)
+
+
+def test_dsd_figure_shades_the_phases_at_their_epochs():
+    fig = widgets.dsd_figure(DSD_ROWS, sparsity=0.5)
+    ax_curve = fig.axes[0]
+    spans = [(p.get_label(), p.get_x(), p.get_x() + p.get_width()) for p in ax_curve.patches]
+    # epoch e is drawn at x = e, so a phase over epochs a..b spans [a - 0.5, b + 0.5]
+    assert spans == [("dense", 0.5, 4.5), ("sparse", 4.5, 7.5), ("re-dense", 7.5, 10.5)]
+    colors = {p.get_label(): to_hex(p.get_facecolor()) for p in ax_curve.patches}
+    assert len(set(colors.values())) == 3
+    assert [t.get_text() for t in ax_curve.texts] == ["dense", "sparse", "re-dense"]
+    assert [t.get_position()[0] for t in ax_curve.texts] == [2.5, 6.0, 9.0]
+    ax_zero = fig.axes[2]
+    assert ax_zero.get_ylim() == (0.0, 1.0)
+    (zero,) = ax_zero.lines
+    assert zero.get_drawstyle() == "steps-mid"
+    assert list(zero.get_ydata()) == [0.0] * 4 + [0.5] * 3 + [0.0] * 3
+
+    # iterated DSD repeats the sparse and re-dense phases: one span per run of epochs
+    phases = ["dense"] * 2 + ["sparse"] * 2 + ["re-dense"] + ["sparse"] + ["re-dense"] * 2
+    curve = [50.0, 60.0, 55.0, 58.0, 62.0, 59.0, 63.0, 64.0]
+    rows = [_dsd_row(0.0, 60.0, curve, phases), _dsd_row(0.3, 64.0, curve, phases)]
+    ax_curve = widgets.dsd_figure(rows).axes[0]
+    spans = [(p.get_label(), p.get_x(), p.get_x() + p.get_width()) for p in ax_curve.patches]
+    assert spans == [
+        ("dense", 0.5, 2.5),
+        ("sparse", 2.5, 4.5),
+        ("re-dense", 4.5, 5.5),
+        ("sparse", 5.5, 6.5),
+        ("re-dense", 6.5, 8.5),
+    ]
+
+
+def test_dsd_figure_draws_all_rows_and_the_dense_control():
+    fig = widgets.dsd_figure(DSD_ROWS, sparsity=0.5)
+    ax_curve, ax_acc, _ = fig.axes
+    (accuracy,) = _labelled(ax_acc, "after DSD")
+    assert list(accuracy.get_xdata()) == [0.0, 0.3, 0.5, 0.9]
+    assert list(accuracy.get_ydata()) == [90.0, 90.4, 89.1, 85.0]
+    (level,) = _labelled(ax_acc, "dense control")
+    assert list(level.get_ydata()) == [90.0, 90.0]
+    assert level.get_linestyle() == "--"
+    (ring,) = _labelled(ax_acc, "chosen")
+    assert list(ring.get_xdata()) == [0.5] and list(ring.get_ydata()) == [89.1]
+    (control,) = _labelled(ax_curve, "dense control")
+    assert control.get_linestyle() == "--"
+    assert to_hex(control.get_color()) == to_hex("0.5")
+    assert list(control.get_ydata()) == DSD_CURVES[0.0][1]
+    assert list(_dsd_main_line(fig, 0.5).get_ydata()) == DSD_CURVES[0.5][1]
+
+
+def test_dsd_summary_gives_the_difference_the_phase_ends_and_the_drop():
+    for s, (accuracy, curve) in DSD_CURVES.items():
+        if s == 0:
+            continue
+        text = widgets.dsd_summary(DSD_ROWS, sparsity=s)
+        assert _points_in(text) == pytest.approx(accuracy - DSD_CURVES[0.0][0], abs=0.05)
+        assert f"validation at the end of dense 86.0%, sparse {curve[6]:.1f}%, " in text
+        assert f"re-dense {curve[9]:.1f}%;" in text
+        assert f"first sparse epoch {86.0 - curve[4]:.1f} points below the end of dense" in text
+    assert "(+0.4 points)" in widgets.dsd_summary(DSD_ROWS, sparsity=0.3)
+    assert "(-0.9 points)" in widgets.dsd_summary(DSD_ROWS, sparsity=0.5)
+    # the dense control keeps improving into its "sparse" epochs: a rise, not a drop
+    control = widgets.dsd_summary(DSD_ROWS, sparsity=0.0)
+    assert control.endswith("first sparse epoch 1.0 points above the end of dense")
+    # equal accuracies give +0.0, not -0.0
+    tie = [_dsd_row(0.0, 90.0, DSD_CURVES[0.0][1]), _dsd_row(0.3, 89.96, DSD_CURVES[0.3][1])]
+    assert "(+0.0 points)" in widgets.dsd_summary(tie)
+
+
+def test_dsd_without_a_dense_control_draws_and_says_so():
+    rows = [r for r in DSD_ROWS if r["sparsity"] != 0]
+    fig = widgets.dsd_figure(rows)
+    ax_curve, ax_acc, _ = fig.axes
+    assert not _labelled(ax_curve, "dense control") and not _labelled(ax_acc, "dense control")
+    assert list(_dsd_main_line(fig, 0.3).get_ydata()) == DSD_CURVES[0.3][1]
+    (accuracy,) = _labelled(ax_acc, "after DSD")
+    assert list(accuracy.get_ydata()) == [90.4, 89.1, 85.0]
+    text = widgets.dsd_summary(rows, sparsity=0.9)
+    assert text.startswith("sparsity 0.9: test accuracy 85.0% (no dense control: no row at")
+    assert "points)" not in text
+    explorer = widgets.dsd_explorer(rows)
+    assert explorer.controls["sparsity"].options == (0.3, 0.5, 0.9)
+    assert "no dense control" in explorer.text
+
+
+def test_dsd_default_sparsity_is_han_et_als_else_the_smallest_non_zero():
+    without_03 = [r for r in DSD_ROWS if r["sparsity"] != 0.3]
+    assert widgets.dsd_explorer(without_03).state == {"sparsity": 0.5}
+    only_control = [r for r in DSD_ROWS if r["sparsity"] == 0]
+    assert widgets.dsd_explorer(only_control).state == {"sparsity": 0.0}
+    assert widgets.dsd_summary(without_03).startswith("sparsity 0.5:")
+
+
+_GOOD = DSD_ROWS[1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "name"),
+    [
+        ([], {}, "rows"),
+        (_GOOD, {}, "rows"),
+        ("rows", {}, "rows"),
+        ([5], {}, "rows"),
+        ([{k: v for k, v in _GOOD.items() if k != "phases"}], {}, "rows"),
+        ([{**_GOOD, "val_curve": _GOOD["val_curve"][:-1]}], {}, "rows"),
+        ([{**_GOOD, "sparsity_curve": [0.0]}], {}, "rows"),
+        ([{**_GOOD, "val_curve": [], "phases": [], "sparsity_curve": []}], {}, "rows"),
+        ([{**_GOOD, "phases": ["dense"] * 4 + ["prune"] * 3 + ["re-dense"] * 3}], {}, "rows"),
+        ([{**_GOOD, "phases": "dense"}], {}, "rows"),
+        ([{**_GOOD, "val_curve": ["x"] * 10}], {}, "rows"),
+        ([{**_GOOD, "sparsity_curve": [1.5] * 10}], {}, "rows"),
+        ([{**_GOOD, "accuracy": None}], {}, "rows"),
+        ([{**_GOOD, "sparsity": 1.0}], {}, "rows"),
+        ([{**_GOOD, "sparsity": -0.1}], {}, "rows"),
+        ([{**_GOOD, "sparsity": True}], {}, "rows"),
+        ([{**_GOOD, "sparsity": float("nan")}], {}, "rows"),
+        ([_GOOD, dict(_GOOD)], {}, "rows"),
+        (DSD_ROWS, {"sparsity": 0.7}, "sparsity"),
+        (DSD_ROWS, {"sparsity": 1.0}, "sparsity"),
+        (DSD_ROWS, {"sparsity": True}, "sparsity"),
+        (DSD_ROWS, {"sparsity": "0.3"}, "sparsity"),
+    ],
+)
+def test_dsd_explorer_rejects_bad_input(rows, kwargs, name):
+    for build in (widgets.dsd_explorer, widgets.dsd_figure, widgets.dsd_summary):
+        with pytest.raises(ValueError, match=rf"^{name}"):
+            build(rows, **kwargs)
+
+
+def test_dsd_bad_sparsity_lists_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"one of the rows' sparsities \[0.0, 0.3, 0.5, 0.9\]"):
+        widgets.dsd_summary(DSD_ROWS, sparsity=0.7)
+
+
+# ----------------------------------------------------------------------------- lesson 08
+
+# A data-parallel sweep shaped like the lesson's: (workers, batch) -> (samples/s, step ms,
+# compute ms, all-reduce ms). Two workers lose at batch 16 (the all-reduce outweighs the halved
+# compute) and gain more as the batch grows; (4, 16) was not measured.
+THROUGHPUT = {
+    (1, 16): (800.0, 20.0, 18.0, 0.0),
+    (1, 64): (1600.0, 40.0, 36.0, 0.0),
+    (1, 256): (2560.0, 100.0, 92.0, 0.0),
+    (1, 1024): (3200.0, 320.0, 300.0, 0.0),
+    (2, 16): (640.0, 25.0, 10.0, 13.0),
+    (2, 64): (2080.0, 30.8, 18.0, 12.0),
+    (2, 256): (4096.0, 62.5, 46.0, 14.0),
+    (2, 1024): (5760.0, 177.8, 150.0, 20.0),
+    (4, 64): (1600.0, 40.0, 9.0, 28.0),
+    (4, 256): (5120.0, 50.0, 23.0, 24.0),
+    (4, 1024): (9600.0, 106.7, 75.0, 22.0),
+}
+THROUGHPUT_ROWS = [
+    {
+        "workers": k,
+        "batch": b,
+        "samples_per_s": rate,
+        "step_ms": step,
+        "compute_ms": compute,
+        "comm_ms": comm,
+    }
+    # listed out of order, as rows gathered from several launches may come
+    for (k, b), (rate, step, compute, comm) in sorted(THROUGHPUT.items(), key=lambda kv: -kv[0][1])
+]
+
+
+def _speedup_in(text: str) -> float:
+    return float(text.split("x the 1-worker throughput")[0].rsplit(" ", 1)[1])
+
+
+def _efficiency_in(text: str) -> float:
+    return float(text.split("scaling efficiency ")[1].split("%")[0]) / 100
+
+
+def _share_in(text: str) -> float:
+    return float(text.split(" ms, ")[1].split("% of the")[0]) / 100
+
+
+def _bars(fig) -> tuple[list[float], list[float], list[float]]:
+    """The compute heights, the all-reduce heights and the all-reduce bottoms of the step panel."""
+    compute, comm = fig.axes[1].containers
+    return (
+        [p.get_height() for p in compute],
+        [p.get_height() for p in comm],
+        [p.get_y() for p in comm],
+    )
+
+
+def test_throughput_explorer_follows_the_controls():
+    before = [dict(r) for r in THROUGHPUT_ROWS]
+    explorer = widgets.throughput_explorer(THROUGHPUT_ROWS)
+    assert THROUGHPUT_ROWS == before  # the caller's rows are neither sorted nor converted
+    assert explorer.state == {"workers": 4, "batch": 1024}  # the largest of each
+    assert explorer.controls["workers"].options == (1, 2, 4)
+    assert explorer.controls["batch"].options == (16, 64, 256, 1024)
+    # 4 workers at 1024: 9600 / 3200 = 3x the 1 worker, 3 / 4 = 75% efficient, 22 of 106.7 ms
+    assert explorer.text == (
+        "4 workers, global batch 1024 (256 per worker): 9,600 samples/s, 3.00x the 1-worker "
+        "throughput at this batch, scaling efficiency 75%. The all-reduce takes 22 ms, 21% of "
+        "the 107 ms step (compute 75 ms)."
+    )
+    first_png = shown_png(explorer)
+
+    for workers, batch in [(2, 1024), (2, 256), (2, 64), (2, 16), (4, 64), (4, 256)]:
+        if explorer.state["workers"] != workers:
+            explorer.controls["workers"].value = workers
+        explorer.controls["batch"].value = batch
+        assert explorer.state == {"workers": workers, "batch": batch}
+        rate, step, _, comm = THROUGHPUT[workers, batch]
+        speedup = rate / THROUGHPUT[1, batch][0]
+        text = explorer.text
+        assert text.startswith(
+            f"{workers} workers, global batch {batch} ({batch // workers} per worker): "
+            f"{rate:,.0f} samples/s, "
+        )
+        assert _speedup_in(text) == pytest.approx(speedup, abs=0.005)
+        assert _efficiency_in(text) == pytest.approx(speedup / workers, abs=0.005)
+        assert _share_in(text) == pytest.approx(comm / step, abs=0.005)
+        (ring,) = _labelled(explorer.figure.axes[0], "chosen")
+        assert list(ring.get_xdata()) == [batch] and list(ring.get_ydata()) == [rate]
+        # the step panel shows the chosen batch: one bar per worker count measured there
+        measured = sorted(k for k, b in THROUGHPUT if b == batch)
+        assert _bars(explorer.figure)[1] == [THROUGHPUT[k, batch][3] for k in measured]
+        assert _bars(explorer.figure)[1][measured.index(workers)] == comm
+    # the numbers a student should read off: 80% efficient at 256, slower at 16
+    explorer.controls["workers"].value = 2
+    assert "2 workers, global batch 256" in explorer.text
+    assert "1.60x the 1-worker throughput at this batch, scaling efficiency 80%" in explorer.text
+    explorer.controls["batch"].value = 16
+    assert "0.80x the 1-worker throughput at this batch, scaling efficiency 40%" in explorer.text
+    assert "takes 13 ms, 52% of the 25 ms step (compute 10 ms)" in explorer.text
+    assert shown_png(explorer) != first_png
+
+    # a pair that was not measured: said, not raised, and no chosen point
+    explorer.controls["workers"].value = 4
+    assert explorer.state == {"workers": 4, "batch": 16}
+    assert explorer.text == (
+        "4 workers, global batch 16: not measured; the global batches measured with 4 workers: "
+        "[64, 256, 1024]."
+    )
+    assert not _labelled(explorer.figure.axes[0], "chosen")
+    assert explorer.figure.axes[0].get_title() == "4 workers, global batch 16: not measured"
+    assert [t.get_text() for t in explorer.figure.axes[1].get_xticklabels()] == ["1", "2"]
+
+    explorer.controls["workers"].value = 1
+    assert explorer.text == (
+        "1 worker, global batch 16: 800 samples/s, the 1-worker baseline (speed-up 1.00x, "
+        "scaling efficiency 100%). With one worker there is no all-reduce: 18 ms of the 20 ms "
+        "step is compute."
+    )
+
+
+def test_throughput_figure_draws_one_line_per_worker_count_and_the_ideal():
+    fig = widgets.throughput_figure(THROUGHPUT_ROWS, workers=4, batch=256)
+    ax_rate, _ = fig.axes
+    assert ax_rate.get_xscale() == "log"
+    assert [t.get_text() for t in ax_rate.get_xticklabels()] == ["16", "64", "256", "1024"]
+    labels = [line.get_label() for line in ax_rate.lines]
+    assert labels == ["1 worker", "2 workers", "4 workers", "ideal: 4 x 1 worker", "chosen"]
+    for k in (1, 2, 4):
+        (line,) = _labelled(ax_rate, widgets._workers_name(k))
+        batches = sorted(b for kk, b in THROUGHPUT if kk == k)
+        assert list(line.get_xdata()) == batches
+        assert list(line.get_ydata()) == [THROUGHPUT[k, b][0] for b in batches]
+    (ideal,) = _labelled(ax_rate, "ideal: 4 x 1 worker")
+    assert list(ideal.get_xdata()) == [16, 64, 256, 1024]
+    assert list(ideal.get_ydata()) == [3200.0, 6400.0, 10240.0, 12800.0]
+    assert ideal.get_linestyle() == ":"
+    (ring,) = _labelled(ax_rate, "chosen")
+    assert list(ring.get_xdata()) == [256] and list(ring.get_ydata()) == [5120.0]
+    # one worker has nothing to be ideal against
+    one = widgets.throughput_figure(THROUGHPUT_ROWS, workers=1, batch=64).axes[0]
+    assert not [line for line in one.lines if line.get_label().startswith("ideal")]
+    assert len(one.lines) == 4
+
+
+def test_throughput_figure_stacks_compute_and_all_reduce_with_the_efficiency():
+    fig = widgets.throughput_figure(THROUGHPUT_ROWS, workers=2, batch=1024)
+    ax_step = fig.axes[1]
+    assert [t.get_text() for t in ax_step.get_xticklabels()] == ["1", "2", "4"]
+    compute, comm, bottoms = _bars(fig)
+    assert compute == [300.0, 150.0, 75.0]
+    assert comm == [0.0, 20.0, 22.0]
+    assert bottoms == compute  # the all-reduce sits on top of the compute
+    (step,) = _labelled(ax_step, "step (wall time)")
+    assert list(step.get_ydata()) == [320.0, 177.8, 106.7]
+    # 3200 / 3200, 5760 / (2 x 3200) = 90%, 9600 / (4 x 3200) = 75%
+    assert [t.get_text() for t in ax_step.texts] == ["eff 100%", "eff 90%", "eff 75%"]
+    # each label sits on its bar, above the taller of the stack and the wall-time mark
+    assert [t.xy for t in ax_step.texts] == [(0, 320.0), (1, 177.8), (2, 106.7)]
+    # the chosen bar (2 workers) is outlined, the others are not
+    edges = [p.get_edgecolor()[3] for p in ax_step.containers[0]]
+    assert edges == [0.0, 1.0, 0.0]
+    assert ax_step.get_title() == "global batch 1024: where a step's time goes"
+
+    fig = widgets.throughput_figure(THROUGHPUT_ROWS, workers=4, batch=64)
+    compute, comm, _ = _bars(fig)
+    assert compute == [36.0, 18.0, 9.0] and comm == [0.0, 12.0, 28.0]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["eff 100%", "eff 65%", "eff 25%"]
+
+
+def test_throughput_without_a_1_worker_row_has_no_efficiency_and_says_so():
+    rows = [r for r in THROUGHPUT_ROWS if r["workers"] != 1]
+    fig = widgets.throughput_figure(rows)
+    ax_rate, ax_step = fig.axes
+    assert [line.get_label() for line in ax_rate.lines] == ["2 workers", "4 workers", "chosen"]
+    assert not ax_step.texts
+    assert "no 1-worker row at this batch: no scaling efficiency" in ax_step.get_title()
+    assert _bars(fig)[:2] == ([150.0, 75.0], [20.0, 22.0])
+    text = widgets.throughput_summary(rows, workers=2, batch=256)
+    assert text == (
+        "2 workers, global batch 256 (128 per worker): 4,096 samples/s; no 1-worker row at "
+        "batch 256, so no speed-up or scaling efficiency. The all-reduce takes 14 ms, 22% of "
+        "the 62.5 ms step (compute 46 ms)."
+    )
+    explorer = widgets.throughput_explorer(rows)
+    assert explorer.controls["workers"].options == (2, 4)
+    assert "no speed-up or scaling efficiency" in explorer.text
+
+    # the 1-worker row missing at one batch only: the other batches keep their labels
+    rows = [r for r in THROUGHPUT_ROWS if (r["workers"], r["batch"]) != (1, 256)]
+    assert not widgets.throughput_figure(rows, batch=256).axes[1].texts
+    assert len(widgets.throughput_figure(rows, batch=64).axes[1].texts) == 3
+    assert "scaling efficiency 65%" in widgets.throughput_summary(rows, workers=2, batch=64)
+
+
+def test_throughput_defaults_fall_on_a_measured_pair():
+    assert widgets.throughput_explorer(THROUGHPUT_ROWS, workers=2).state == {
+        "workers": 2,
+        "batch": 1024,
+    }
+    # nothing with 4 workers at 16: the most workers measured there
+    assert widgets.throughput_explorer(THROUGHPUT_ROWS, batch=16).state == {
+        "workers": 2,
+        "batch": 16,
+    }
+    small = [r for r in THROUGHPUT_ROWS if r["batch"] <= 64]
+    assert widgets.throughput_summary(small).startswith("4 workers, global batch 64 ")
+    # 4 workers never ran at 1024: their largest measured batch, not an empty point
+    partial = [r for r in THROUGHPUT_ROWS if (r["workers"], r["batch"]) != (4, 1024)]
+    assert widgets.throughput_explorer(partial).state == {"workers": 4, "batch": 256}
+    assert widgets.throughput_summary(partial).startswith("4 workers, global batch 256 ")
+
+
+_TP = THROUGHPUT_ROWS[0]
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "name"),
+    [
+        ([], {}, "rows"),
+        (_TP, {}, "rows"),
+        ("rows", {}, "rows"),
+        ([5], {}, "rows"),
+        ([{k: v for k, v in _TP.items() if k != "comm_ms"}], {}, "rows"),
+        ([{**_TP, "workers": 0}], {}, "rows"),
+        ([{**_TP, "workers": 2.0}], {}, "rows"),
+        ([{**_TP, "workers": True}], {}, "rows"),
+        ([{**_TP, "batch": "64"}], {}, "rows"),
+        ([{**_TP, "samples_per_s": 0.0}], {}, "rows"),
+        ([{**_TP, "step_ms": float("nan")}], {}, "rows"),
+        ([{**_TP, "compute_ms": None}], {}, "rows"),
+        ([{**_TP, "comm_ms": -1.0}], {}, "rows"),
+        ([_TP, dict(_TP)], {}, "rows"),
+        (THROUGHPUT_ROWS, {"workers": 3}, "workers"),
+        (THROUGHPUT_ROWS, {"workers": True}, "workers"),
+        (THROUGHPUT_ROWS, {"workers": 2.0}, "workers"),
+        (THROUGHPUT_ROWS, {"batch": 32}, "batch"),
+        (THROUGHPUT_ROWS, {"batch": "64"}, "batch"),
+        (THROUGHPUT_ROWS, {"workers": 2, "batch": 0}, "batch"),
+    ],
+)
+def test_throughput_explorer_rejects_bad_input(rows, kwargs, name):
+    for build in (
+        widgets.throughput_explorer,
+        widgets.throughput_figure,
+        widgets.throughput_summary,
+    ):
+        with pytest.raises(ValueError, match=rf"^{name}"):
+            build(rows, **kwargs)
+
+
+def test_throughput_bad_choice_names_the_value_and_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"^workers .* worker counts \[1, 2, 4\], got 3$"):
+        widgets.throughput_summary(THROUGHPUT_ROWS, workers=3)
+    with pytest.raises(
+        ValueError, match=r"^batch .* global batches \[16, 64, 256, 1024\], got 32$"
+    ):
+        widgets.throughput_figure(THROUGHPUT_ROWS, batch=32)
+    with pytest.raises(ValueError, match=r"lacks the keys \['comm_ms'\]"):
+        widgets.throughput_explorer([{k: v for k, v in _TP.items() if k != "comm_ms"}])
+    with pytest.raises(ValueError, match=r"one row per \(workers, batch\), got \[\(1, 1024\)\]"):
+        widgets.throughput_summary([_TP, dict(_TP)])

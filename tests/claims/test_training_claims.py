@@ -71,3 +71,36 @@ def test_half_memory_row_measures_a_real_training_step():
     assert result.measured["mlp_memory_ratio"] > 0.8  # the MLP's fp32 masters dominate
     assert result.measured["activations_ratio"] == pytest.approx(0.5, abs=0.05)
     assert "fp32 masters" in result.reason
+
+
+def test_dsd_claim_carries_the_papers_range_and_judges_the_paired_gain(monkeypatch):
+    select()
+    entry = REGISTRY["dsd"]
+    assert entry.published == {"gain_points": 1.12}
+    assert "31.50 to 27.19" in entry.statement and "Tables 2-4" in entry.source
+    assert entry.verdict(entry.published, {"gain_points": 1.5}).verdict == "reproduced"
+    assert entry.verdict(entry.published, {"gain_points": 0.8}).verdict == "close"
+    assert entry.verdict(entry.published, {"gain_points": -0.3}).verdict == "differs"
+
+    def fake_runs(dataset, seeds=(0, 1, 2), **_):
+        shift = {"mnist1d": 0.5, "digits": -0.2}[dataset]
+        return [
+            {
+                "dataset": dataset,
+                "seed": s,
+                "arm": arm,
+                "accuracy": 90.0 + s + shift * (arm == "dsd"),
+            }
+            for s in (0, 1, 2)
+            for arm in ("dense", "dsd")
+        ]
+
+    monkeypatch.setattr(training_claims, "dsd_vs_dense", fake_runs)
+    result = run_claim(entry)
+    assert result.measured["gain_points"] == pytest.approx(0.5)
+    assert result.measured["gain_points_digits"] == pytest.approx(-0.2)
+    assert result.verdict == "differs"  # 0.5 is more than half below 1.12
+    assert "VGG-16 +4.31" in result.reason and "same schedule at sparsity 0" in result.reason
+    # every seed gains the same here: no spread, so +0.5 is a gain and -0.2 a loss
+    assert "+0.50 +- 0.00 points (a gain beyond twice its spread)" in result.reason
+    assert "a loss beyond twice its spread" in result.reason
