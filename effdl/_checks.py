@@ -34,6 +34,20 @@ def check_non_negative_int(name: str, value: object) -> int:
     return value
 
 
+def check_seeds(seeds: Collection[object]) -> tuple[int, ...]:
+    """Return `seeds` as a tuple if it names at least one seed, each an int >= 0; raise
+    ValueError naming "seeds" otherwise.
+
+    Source: the kit's own convention (effdl STYLE.md, "Bad input").
+    """
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got none")
+    for seed in seeds:
+        check_non_negative_int("seeds", seed)
+    return seeds
+
+
 def check_positive_number(name: str, value: object) -> float:
     """Return `value` as a float if it is a real number > 0 (not a bool); raise ValueError
     naming `name` otherwise.

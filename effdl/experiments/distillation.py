@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from effdl._checks import check_in, check_non_negative_int, check_positive_int
+from effdl._checks import check_in, check_non_negative_int, check_positive_int, check_seeds
 from effdl.data import Splits, load_mnist1d
 from effdl.learn.distill import DistilledViT, HintRegressor, distill, hint_loss
 from effdl.measure import count_params, torch_threads
@@ -150,7 +150,7 @@ def student_vs_distilled(
     temperatures = tuple(temperatures)
     if not temperatures:
         raise ValueError("temperatures must name at least one temperature, got none")
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     check_positive_int("epochs", epochs)
     if teacher is None or splits is None:
         teacher, splits = train_teacher(0)
@@ -264,7 +264,7 @@ def missing_class_transfer(
     Source: Hinton, Vinyals and Dean 2015, section 3 (the transfer set without 3s, and the
     bias raised by 3.5).
     """
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     check_positive_int("epochs", epochs)
     if teacher is None or splits is None:
         teacher, splits = train_teacher(0)
@@ -333,7 +333,7 @@ def hints_then_distill(
 
     Source: Romero et al. 2015, "FitNets: Hints for Thin Deep Nets", sections 2.2 and 2.3.
     """
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     check_non_negative_int("hint_epochs", hint_epochs)
     check_positive_int("epochs", epochs)
     if teacher is None or splits is None:
@@ -398,7 +398,7 @@ def deit_token_experiment(
     Source: Touvron et al. 2021, "Training data-efficient image transformers & distillation
     through attention", section 4 and Table 5 (no distillation against the token).
     """
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     check_positive_int("epochs", epochs)
     if teacher is None or splits is None:
         teacher, splits = train_digits_teacher(0)
@@ -526,15 +526,6 @@ def _rows(sweep: Mapping) -> list[Mapping]:
     if not isinstance(sweep, Mapping) or "rows" not in sweep:
         raise ValueError(f"sweep must be the dict student_vs_distilled returns, got {sweep!r:.60}")
     return sweep["rows"]
-
-
-def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got none")
-    for seed in seeds:
-        check_non_negative_int("seeds", seed)
-    return seeds
 
 
 def _std(values: Sequence[float]) -> float:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from effdl._checks import check_fraction, check_in, check_non_negative_int
+from effdl._checks import check_fraction, check_in, check_seeds
 from effdl.data import load_digits, load_mnist1d
 from effdl.experiments.pruning import build_lenet
 from effdl.learn.dsd import DSD_SPARSITY, train_dsd
@@ -65,7 +65,7 @@ def dsd_vs_dense(
     Source: Han et al. 2017, section 4 (DSD against the baseline trained as long).
     """
     check_in("dataset", dataset, tuple(SETTINGS))
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     sparsity = check_fraction("sparsity", sparsity)
     setting = SETTINGS[dataset]
     splits = _splits(dataset)
@@ -170,12 +170,3 @@ def sparsity_runs(
 
 def _splits(dataset: str):
     return load_mnist1d(seed=0) if dataset == "mnist1d" else load_digits(seed=0)
-
-
-def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got none")
-    for s in seeds:
-        check_non_negative_int("seeds", s)
-    return seeds

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from effdl._checks import check_non_negative_int, check_positive_int
+from effdl._checks import check_non_negative_int, check_positive_int, check_seeds
 from effdl.data import load_mnist1d
 from effdl.data.splits import Splits
 from effdl.learn.mixed_precision import (
@@ -81,7 +81,7 @@ def precision_runs(
 
     Source: Micikevicius et al. 2018, section 4 (mixed precision matches fp32 accuracy).
     """
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     for mode in modes:
         if mode not in ALL_MODES:
             raise ValueError(f"modes must be drawn from {ALL_MODES}, got {mode!r}")
@@ -398,12 +398,3 @@ def _median_ms(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
-
-
-def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
-    seeds = tuple(seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed, got none")
-    for s in seeds:
-        check_non_negative_int("seeds", s)
-    return seeds
