@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="re-measure published claims and print the ledger")
     rep.add_argument(
-        "--quick", action="store_true", help="only the claims that cost at most 60 s each"
+        "--quick", action="store_true", help="only the claims that cost at most 30 s each"
     )
     rep.add_argument(
         "--list", action="store_true", help="list the claims with their costs; run nothing"

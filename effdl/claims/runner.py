@@ -49,7 +49,7 @@ class Result:
 
 def select(ids: Sequence[str] | None = None, quick: bool = False) -> list[Claim]:
     """Return the claims to run: those named in `ids` (in that order) or all; with `quick`,
-    only those whose declared cost is at most `QUICK_SECONDS` (60 s)."""
+    only those whose declared cost is at most `QUICK_SECONDS` (30 s)."""
     load_pillars()
     if ids:
         unknown = [i for i in ids if i not in REGISTRY]

@@ -293,43 +293,62 @@ def step_timing(
 
     Source: PyTorch documentation, DistributedDataParallel (`no_sync` skips the all-reduce).
     """
-    with process_group("gloo") as (rank, world):
-        if global_batch % world:
-            raise ValueError(
-                f"global_batch must be divisible by the world size {world}, got {global_batch}"
-            )
-        generator = torch.Generator().manual_seed(seed + rank)
-        x = torch.randn(global_batch // world, sizes[0], generator=generator)
-        y = torch.randint(0, sizes[-1], (global_batch // world,), generator=generator)
-        model = make_mlp(sizes, seed)
-        ddp = DistributedDataParallel(model)
-        optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
+    return step_timings((global_batch,), sizes, steps, seed)[0]
 
-        def train_step() -> None:
+
+def step_timings(
+    batches: Sequence[int], sizes: Sequence[int] = THROUGHPUT_SIZES, steps: int = 5, seed: int = 0
+) -> list[dict]:
+    """On this rank, return one `step_timing` row per global batch in `batches`, all timed in
+    one process group (so a sweep pays for starting the processes once).
+
+    Source: PyTorch documentation, DistributedDataParallel.
+    """
+    batches = [check_positive_int("batches", b) for b in batches]
+    with process_group("gloo") as (rank, world):
+        for batch in batches:
+            if batch % world:
+                raise ValueError(
+                    f"global_batch must be divisible by the world size {world}, got {batch}"
+                )
+        return [_time_steps(batch, sizes, steps, seed, rank, world) for batch in batches]
+
+
+def _time_steps(
+    global_batch: int, sizes: Sequence[int], steps: int, seed: int, rank: int, world: int
+) -> dict:
+    generator = torch.Generator().manual_seed(seed + rank)
+    x = torch.randn(global_batch // world, sizes[0], generator=generator)
+    y = torch.randint(0, sizes[-1], (global_batch // world,), generator=generator)
+    model = make_mlp(sizes, seed)
+    ddp = DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3)
+
+    def train_step() -> None:
+        optimizer.zero_grad()
+        F.cross_entropy(ddp(x), y).backward()
+        optimizer.step()
+
+    def compute() -> None:
+        with ddp.no_sync():
             optimizer.zero_grad()
             F.cross_entropy(ddp(x), y).backward()
-            optimizer.step()
 
-        def compute() -> None:
-            with ddp.no_sync():
-                optimizer.zero_grad()
-                F.cross_entropy(ddp(x), y).backward()
+    def communicate() -> None:
+        for p in model.parameters():
+            dist.all_reduce(p.grad)
 
-        def communicate() -> None:
-            for p in model.parameters():
-                dist.all_reduce(p.grad)
-
-        step_ms = _median_ms(train_step, steps)
-        compute_ms = _median_ms(compute, steps)
-        comm_ms = _median_ms(communicate, steps) if world > 1 else 0.0
-        return {
-            "workers": world,
-            "batch": global_batch,
-            "samples_per_s": 1000 * global_batch / step_ms,
-            "step_ms": step_ms,
-            "compute_ms": compute_ms,
-            "comm_ms": comm_ms,
-        }
+    step_ms = _median_ms(train_step, steps)
+    compute_ms = _median_ms(compute, steps)
+    comm_ms = _median_ms(communicate, steps) if world > 1 else 0.0
+    return {
+        "workers": world,
+        "batch": global_batch,
+        "samples_per_s": 1000 * global_batch / step_ms,
+        "step_ms": step_ms,
+        "compute_ms": compute_ms,
+        "comm_ms": comm_ms,
+    }
 
 
 def measure_throughput(
@@ -340,16 +359,15 @@ def measure_throughput(
     steps: int = 5,
     timeout: float = 300.0,
 ) -> list[dict]:
-    """Return one `step_timing` row (rank 0's) per (workers, global batch), each measured on
-    `workers` fresh local processes with one torch thread each.
+    """Return one `step_timing` row (rank 0's) per (workers, global batch), measured on
+    `workers` fresh local processes with one torch thread each (one launch per worker count).
 
     Source: Goyal et al. 2017, section 5.5 (scaling efficiency: throughput against workers).
     """
     rows = []
     for k in workers:
         k = check_positive_int("workers", k)
-        for batch in batches:
-            rows.append(launch(step_timing, k, (batch, tuple(sizes), steps), timeout=timeout)[0])
+        rows += launch(step_timings, k, (tuple(batches), tuple(sizes), steps), timeout=timeout)[0]
     return rows
 
 

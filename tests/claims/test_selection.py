@@ -42,8 +42,8 @@ def test_select_quick_uses_the_declared_cost(scratch_registry):
     assert select(["cheap", "dear"], quick=True)[0].id == "cheap"
     assert [c.id for c in select(["cheap", "dear"], quick=True)] == ["cheap"]
     assert [c.id for c in select(["cheap", "dear"])] == ["cheap", "dear"]
-    assert Claim("c", "A 2020", "s", {}, _measure, within(0.1), cost_seconds=60.0).quick
-    assert not Claim("c", "A 2020", "s", {}, _measure, within(0.1), cost_seconds=60.5).quick
+    assert Claim("c", "A 2020", "s", {}, _measure, within(0.1), cost_seconds=30.0).quick
+    assert not Claim("c", "A 2020", "s", {}, _measure, within(0.1), cost_seconds=30.5).quick
 
 
 def test_a_claim_without_a_cost_is_refused(scratch_registry):

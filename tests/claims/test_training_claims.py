@@ -1,6 +1,7 @@
-"""The mixed-precision claims (mixed-precision, half-memory): published figures, rules and
-notes, with the experiments replaced by fixed figures so the tests run in milliseconds (the
-experiments are tested in tests/experiments); half-memory also runs for real (2 s)."""
+"""The training claims (mixed-precision, half-memory, dsd, data-parallel, param-server):
+published figures, rules and notes, with the experiments replaced by fixed figures so the tests
+run in milliseconds (the experiments are tested in tests/experiments); half-memory also runs
+for real (2 s)."""
 
 import pytest
 
@@ -104,3 +105,62 @@ def test_dsd_claim_carries_the_papers_range_and_judges_the_paired_gain(monkeypat
     # every seed gains the same here: no spread, so +0.5 is a gain and -0.2 a loss
     assert "+0.50 +- 0.00 points (a gain beyond twice its spread)" in result.reason
     assert "a loss beyond twice its spread" in result.reason
+
+
+def test_data_parallel_row_is_not_comparable_and_prints_both_batches(monkeypatch):
+    select()
+    entry = REGISTRY["data-parallel"]
+    assert entry.published == {"scaling_efficiency": 0.9}
+    assert "8 to 256 GPUs" in entry.statement and entry.source.startswith("Goyal")
+
+    def fake_rows(workers, batches, steps):
+        assert tuple(workers) == (1, 2) and tuple(batches) == (512, 2048)
+        return [
+            {"workers": 1, "batch": 512, "samples_per_s": 5000.0, "step_ms": 102.4,
+             "compute_ms": 100.0, "comm_ms": 0.0},
+            {"workers": 1, "batch": 2048, "samples_per_s": 5000.0, "step_ms": 409.6,
+             "compute_ms": 400.0, "comm_ms": 0.0},
+            {"workers": 2, "batch": 512, "samples_per_s": 5500.0, "step_ms": 93.1,
+             "compute_ms": 50.0, "comm_ms": 20.0},
+            {"workers": 2, "batch": 2048, "samples_per_s": 8500.0, "step_ms": 240.9,
+             "compute_ms": 200.0, "comm_ms": 20.0},
+        ]  # fmt: skip
+
+    monkeypatch.setattr(training_claims, "throughput_rows", fake_rows)
+    result = run_claim(entry)
+    assert result.verdict == "not-comparable" and "P100" in result.reason
+    assert result.measured["scaling_efficiency"] == pytest.approx(0.85)
+    assert result.measured["speedup_small_batch"] == pytest.approx(1.1)
+    assert "1.70x, efficiency 85%; the issue's target >= 1.6x: met" in result.reason
+    assert "Global batch 512: 1.10x" in result.reason
+
+
+def test_param_server_row_is_not_comparable_and_reports_the_paired_runs(monkeypatch):
+    select()
+    entry = REGISTRY["param-server"]
+    assert entry.published == {"speedup": 2.2}
+    assert "81 machines" in entry.statement and entry.source.startswith("Dean")
+
+    def fake_runs(seeds, verbose=False):
+        rows = []
+        for s in seeds:
+            rows.append(
+                {
+                    "seed": s,
+                    "mode": "async",
+                    "accuracy": 57.0 + s,
+                    "samples_per_s": 40.0,
+                    "staleness_mean": 0.5,
+                    "staleness_max": 2,
+                }
+            )
+            rows.append({"seed": s, "mode": "sync", "accuracy": 59.0 + s,
+                         "samples_per_s": 100.0})  # fmt: skip
+        return rows
+
+    monkeypatch.setattr(training_claims, "param_server_runs", fake_runs)
+    result = run_claim(entry)
+    assert result.verdict == "not-comparable" and "loopback RPC" in result.reason
+    assert result.measured["speedup"] == pytest.approx(0.4)
+    assert result.measured["accuracy_gap"] == pytest.approx(-2.0)
+    assert "gap -2.0 points" in result.reason and "at most 2" in result.reason

@@ -20,6 +20,7 @@ from effdl.parallel.data_parallel import (
     ddp_gradients,
     linear_scaled_lr,
     make_mlp,
+    measure_throughput,
     run_data_parallel,
     step_timing,
     warmup_lr,
@@ -115,6 +116,12 @@ def test_step_timing_gives_the_explorers_row():
     assert (row["workers"], row["batch"]) == (2, 64)
     assert row["samples_per_s"] == pytest.approx(1000 * 64 / row["step_ms"])
     assert row["comm_ms"] > 0 and row["compute_ms"] > 0
+
+
+def test_measure_throughput_sweeps_every_batch_in_one_launch_per_worker_count():
+    rows = measure_throughput((1, 2), (32, 64), (40, 64, 10), steps=1)
+    assert [(r["workers"], r["batch"]) for r in rows] == [(1, 32), (1, 64), (2, 32), (2, 64)]
+    assert [r["comm_ms"] == 0 for r in rows] == [True, True, False, False]
 
 
 def test_linear_scaling_and_gradual_warmup_have_goyals_closed_forms():
