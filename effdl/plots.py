@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from effdl.measure import pareto_front
 
@@ -300,3 +301,48 @@ def plot_grouped_bars(
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def plot_pipeline_schedule(
+    schedule: Sequence[Sequence[tuple[str, int] | None]], *, title: str | None = None
+) -> Figure:
+    """Return a pipeline schedule (`effdl.parallel.model_parallel.pipeline_schedule`) as a
+    grid: one row per stage, one column per time slot, forwards in blue and backwards in
+    orange labelled with their micro-batch, idle slots left blank (the bubble).
+
+    Source: Huang et al. 2019, "GPipe", Figure 2(c) (the same picture, drawn from the kit's
+    simulated schedule).
+    """
+    rows = [tuple(slot) for slot in schedule]
+    if not rows or not rows[0]:
+        raise ValueError("schedule must hold at least one slot of at least one stage")
+    stages = len(rows[0])
+    if any(len(slot) != stages for slot in rows):
+        raise ValueError(f"every slot of schedule must list {stages} stages")
+    fig = Figure(figsize=(min(12.0, 1.2 + 0.42 * len(rows)), 0.5 + 0.45 * stages))
+    ax = fig.subplots()
+    colors = {"F": "#9ecae1", "B": "#fdae6b"}
+    for t, slot in enumerate(rows):
+        for s, task in enumerate(slot):
+            if task is None:
+                ax.add_patch(_cell(t, s, "white", edge="0.85"))
+                continue
+            kind, micro_batch = task
+            ax.add_patch(_cell(t, s, colors[kind], edge="0.3"))
+            ax.text(t + 0.5, s + 0.5, f"{kind}{micro_batch}", ha="center", va="center",
+                    fontsize="x-small")  # fmt: skip
+    idle = sum(task is None for slot in rows for task in slot) / (len(rows) * stages)
+    ax.set_xlim(0, len(rows))
+    ax.set_ylim(stages, 0)
+    ax.set_yticks([s + 0.5 for s in range(stages)], labels=[f"stage {s}" for s in range(stages)])
+    ax.set_xlabel(f"time slot (idle: {idle:.0%} of stage-slots)")
+    ax.tick_params(axis="x", length=0)
+    ax.set_xticks([])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _cell(t: int, s: int, color: str, *, edge: str) -> Rectangle:
+    return Rectangle((t, s), 1, 1, facecolor=color, edgecolor=edge, linewidth=0.8)

@@ -21,6 +21,8 @@ nbval, HTML renderings and repository viewers can show.
   value, see its bits, the rounding error, the spacing there and each format's range;
 - lesson 07: `dsd_explorer` / `dsd_figure`: a sparsity slider over the validation curve through
   the dense, sparse and re-dense phases, against the dense control, and over the test accuracy.
+- lesson 08: `throughput_explorer` / `throughput_figure`: the number of workers and the global
+  batch over measured data-parallel throughput, split into compute and all-reduce.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.

@@ -1,6 +1,8 @@
+import pytest
 from matplotlib.figure import Figure
 
-from effdl.plots import plot_curves, plot_pareto
+from effdl.parallel.model_parallel import bubble_fraction, pipeline_schedule
+from effdl.plots import plot_curves, plot_pareto, plot_pipeline_schedule
 
 
 def test_pareto_plot_draws_exactly_the_front():
@@ -47,3 +49,14 @@ def test_grouped_bars_one_bar_per_series_and_group():
     )
     assert heights == [0.13, 1.0, 1.0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["params", "MACs"]
+
+
+def test_pipeline_schedule_plot_draws_every_slot_and_reports_the_idle_share():
+    schedule = pipeline_schedule(3, 4)
+    ax = plot_pipeline_schedule(schedule, title="K=3, M=4").axes[0]
+    assert len(ax.patches) == 3 * len(schedule)
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(f"{k}{m}" for k in "FB" for m in range(4) for _ in range(3))
+    assert f"idle: {bubble_fraction(3, 4):.0%}" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="every slot of schedule must list 2 stages"):
+        plot_pipeline_schedule([(None, None), (None,)])
