@@ -23,6 +23,8 @@ nbval, HTML renderings and repository viewers can show.
   the dense, sparse and re-dense phases, against the dense control, and over the test accuracy.
 - lesson 08: `throughput_explorer` / `throughput_figure`: the number of workers and the global
   batch over measured data-parallel throughput, split into compute and all-reduce.
+- lesson 09: `search_explorer` / `search_figure`: the number of trials, how much a second
+  dimension matters and the seed, over a grid and random search of the same size on the square.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -31,6 +33,7 @@ code runs in a kernel, in a browser and in a test without one.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import numbers
@@ -48,6 +51,9 @@ from torch import nn
 from effdl._checks import check_in
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
+from effdl.experiments.search import grid_space, low_effective_dimension, search_space
+from effdl.hpo.grid import grid
+from effdl.hpo.random_search import random_search
 from effdl.learn.distill import soft_targets
 from effdl.learn.dsd import DSD_SPARSITY, PHASES
 from effdl.learn.mixed_precision import FORMATS, FloatFormat, float_bits, float_format, spacing
@@ -1659,3 +1665,115 @@ def _workers_name(count: int) -> str:
 
 def _rate(samples_per_s: float) -> str:
     return f"{samples_per_s:,.0f}" if samples_per_s >= 100 else f"{samples_per_s:.3g}"
+
+
+# --------------------------------------------------------------------------- lesson 09
+
+#: The explorer's trial counts: squares, so that the grid is k x k.
+SEARCH_TRIALS = (4, 9, 16, 25, 36)
+#: How much the second dimension matters, against the first's weight of 1.
+SEARCH_WEIGHTS = (0.0, 0.01, 0.1, 1.0)
+
+
+def search_figure(trials: int = 9, y_weight: float = 0.0, seed: int = 0) -> Figure:
+    """Return two panels over the unit square, f(x, y) = (x - a)^2 + y_weight * (y - b)^2 with
+    the optimum (a, b) drawn from `seed`: left, the k x k grid of `trials` points (cell
+    centres); right, as many random points (drawn with `np.random.default_rng(seed + 1)`).
+    Each panel shows f's contours, the points, the best point found (a star), and along the
+    x axis a tick for every distinct value of x tried.
+
+    Source: Bergstra and Bengio 2012, Figure 1.
+    """
+    result = _search_result(trials, y_weight, seed)
+    fig = Figure(figsize=(9.5, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    xs = np.linspace(0, 1, 101)
+    grid_x, grid_y = np.meshgrid(xs, xs)
+    a, b = result["optimum"]
+    values = (grid_x - a) ** 2 + y_weight * (grid_y - b) ** 2
+    for ax, name in zip(axes, ("grid", "random"), strict=True):
+        points = result[name]
+        ax.contourf(grid_x, grid_y, values, levels=12, cmap="Greens_r", alpha=0.6)
+        ax.scatter([p["x0"] for p, _ in points], [p["x1"] for p, _ in points], s=22, c="k")
+        best, value = min(points, key=lambda pv: pv[1])
+        ax.plot(best["x0"], best["x1"], "*", ms=16, color="tab:red", mec="k")
+        ax.plot(a, b, "+", ms=14, mew=2, color="tab:blue")
+        distinct = sorted({p["x0"] for p, _ in points})
+        ax.plot(distinct, [0.0] * len(distinct), "|", ms=18, mew=2, color="tab:orange",
+                clip_on=False)  # fmt: skip
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("x (matters)")
+        ax.set_title(f"{name}: {len(distinct)} distinct x, best f = {value:.4f}", fontsize=10)
+    axes[0].set_ylabel(f"y (weight {y_weight:g})")
+    fig.tight_layout()
+    return fig
+
+
+def search_summary(trials: int = 9, y_weight: float = 0.0, seed: int = 0) -> str:
+    """Return one sentence comparing the grid and random search of `search_figure`: the
+    distinct values of x each tried and the best value each found (the optimum is 0).
+
+    Source: Bergstra and Bengio 2012, section 2.
+    """
+    r = _search_result(trials, y_weight, seed)
+    g, n = (min(v for _, v in r[name]) for name in ("grid", "random"))
+    winner = "random search" if n < g else "the grid" if g < n else "neither"
+    return (
+        f"{trials} trials, y weight {y_weight:g}: the grid tries {r['side']} distinct values of "
+        f"x, random search {len({p['x0'] for p, _ in r['random']})}; best f found: grid {g:.4f}, "
+        f"random {n:.4f} (the optimum is 0), so {winner} wins on this function."
+    )
+
+
+def search_explorer(trials: int = 9, y_weight: float = 0.0, seed: int = 0) -> Explorer:
+    """Return a widget with the number of trials, the weight of the second dimension and the
+    seed (the function's optimum and the random points) over `search_figure`, printing
+    `search_summary`.
+
+    Source: Bergstra and Bengio 2012, Figure 1.
+    """
+    _search_result(trials, y_weight, seed)
+    controls = {
+        "trials": widgets.SelectionSlider(
+            options=list(SEARCH_TRIALS), value=trials, description="trials",
+            continuous_update=False,
+        ),
+        "y_weight": widgets.SelectionSlider(
+            options=list(SEARCH_WEIGHTS), value=y_weight, description="y weight",
+            continuous_update=False,
+        ),
+        "seed": widgets.IntSlider(value=seed, min=0, max=20, description="seed",
+                                  continuous_update=False),
+    }  # fmt: skip
+
+    def draw(trials: int, y_weight: float, seed: int) -> tuple[Figure, str]:
+        return (
+            search_figure(trials, y_weight, seed),
+            search_summary(trials, y_weight, seed),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _search_result(trials: object, y_weight: object, seed: object) -> dict[str, Any]:
+    """Check the explorer's state and run both searches on its function."""
+    if trials not in SEARCH_TRIALS or isinstance(trials, bool):
+        raise ValueError(f"trials must be one of {SEARCH_TRIALS}, got {trials!r}")
+    if isinstance(y_weight, bool) or not _is_real(y_weight) or not 0 <= y_weight <= 1:
+        raise ValueError(f"y_weight must be a number in [0, 1], got {y_weight!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    side = math.isqrt(trials)
+    optimum = np.random.default_rng(seed).random(2).tolist()
+    objective = functools.partial(
+        low_effective_dimension, optimum=optimum, weights=(1.0, float(y_weight))
+    )
+    points = grid(grid_space(2, side))
+    rng = np.random.default_rng(seed + 1)
+    return {
+        "optimum": optimum,
+        "side": side,
+        "grid": [(p, objective(p)) for p in points],
+        "random": random_search(objective, search_space(2), trials, rng),
+    }

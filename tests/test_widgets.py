@@ -1203,3 +1203,37 @@ def test_throughput_bad_choice_names_the_value_and_the_allowed_ones():
         widgets.throughput_explorer([{k: v for k, v in _TP.items() if k != "comm_ms"}])
     with pytest.raises(ValueError, match=r"one row per \(workers, batch\), got \[\(1, 1024\)\]"):
         widgets.throughput_summary([_TP, dict(_TP)])
+
+
+def test_search_explorer_follows_its_controls():
+    explorer = widgets.search_explorer(trials=9, y_weight=0.0, seed=0)
+    assert explorer.state == {"trials": 9, "y_weight": 0.0, "seed": 0}
+    assert explorer.text.startswith("9 trials, y weight 0: the grid tries 3 distinct values of x")
+    grid_ax, random_ax = explorer.figure.axes[:2]
+    assert len(grid_ax.collections[-1].get_offsets()) == 9
+    assert grid_ax.get_title().startswith("grid: 3 distinct x")
+    assert random_ax.get_title().startswith("random: 9 distinct x")
+    first_png = shown_png(explorer)
+
+    explorer.controls["trials"].value = 25
+    assert "the grid tries 5 distinct values of x, random search 25" in explorer.text
+    assert len(explorer.figure.axes[0].collections[-1].get_offsets()) == 25
+    assert shown_png(explorer) != first_png
+    explorer.controls["seed"].value = 3
+    assert explorer.state["seed"] == 3
+    # the text's best values are the smallest f among the points each panel draws
+    a, b = np.random.default_rng(3).random(2)
+    for ax, name in zip(explorer.figure.axes[:2], ("grid", "random"), strict=True):
+        x = ax.collections[-1].get_offsets()[:, 0]
+        best = float(np.min((x - a) ** 2))
+        assert f"{name}: " in ax.get_title() and f"best f = {best:.4f}" in ax.get_title()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"trials": 10}, "trials"), ({"y_weight": 2.0}, "y_weight"), ({"seed": -1}, "seed")],
+)
+def test_search_explorer_rejects_bad_input(kwargs, name):
+    for build in (widgets.search_explorer, widgets.search_figure, widgets.search_summary):
+        with pytest.raises(ValueError, match=name):
+            build(**kwargs)

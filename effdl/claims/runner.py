@@ -259,6 +259,7 @@ def load_pillars() -> None:
     from effdl.claims import (  # noqa: F401
         architectures,
         attention,
+        automation,
         compression,
         distillation,
         foundations,
