@@ -149,7 +149,7 @@ def grid_vs_random_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "grid_distinct": statistics.median(r["grid_distinct"] for r in rows),
         "random_distinct": statistics.median(r["random_distinct"] for r in rows),
         "seeds": len(rows),
-        "trials": rows[0]["trials"],
+        "trials": rows[0].get("trials"),
     }
 
 
