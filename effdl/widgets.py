@@ -25,6 +25,8 @@ nbval, HTML renderings and repository viewers can show.
   batch over measured data-parallel throughput, split into compute and all-reduce.
 - lesson 09: `search_explorer` / `search_figure`: the number of trials, how much a second
   dimension matters and the seed, over a grid and random search of the same size on the square.
+- lesson 10: `bo_explorer` / `bo_figure`: a step slider over Bayesian optimisation of a
+  one-dimensional function, showing the GP's posterior and the expected improvement.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -52,6 +54,7 @@ from effdl._checks import check_in
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
 from effdl.experiments.search import grid_space, low_effective_dimension, search_space
+from effdl.hpo.bo import GaussianProcess, expected_improvement
 from effdl.hpo.grid import grid
 from effdl.hpo.random_search import random_search
 from effdl.learn.distill import soft_targets
@@ -1777,3 +1780,114 @@ def _search_result(trials: object, y_weight: object, seed: object) -> dict[str, 
         "grid": [(p, objective(p)) for p in points],
         "random": random_search(objective, search_space(2), trials, rng),
     }
+
+
+# --------------------------------------------------------------------------- lesson 10
+
+#: The BO explorer's run: Forrester et al.'s one-dimensional test function on [0, 1], 3 random
+#: points, then `BO_STEPS` steps of expected improvement.
+BO_STEPS = 10
+BO_INITIAL = 3
+#: Forrester et al. 2008's function: its minimum on [0, 1], about -6.0207 at x = 0.7572.
+FORRESTER_MIN = (0.757249, -6.020740)
+
+
+def forrester(x: np.ndarray) -> np.ndarray:
+    """Return (6x - 2)^2 sin(12x - 4), a one-dimensional test function with a local and a
+    global minimum on [0, 1].
+
+    Source: Forrester, Sobester and Keane 2008, "Engineering Design via Surrogate Modelling".
+    """
+    x = np.asarray(x, dtype=float)
+    return (6 * x - 2) ** 2 * np.sin(12 * x - 4)
+
+
+@lru_cache(maxsize=4)
+def _bo_run(seed: int) -> tuple[dict, ...]:
+    """Run the explorer's BO once per seed and keep what each step shows."""
+    rng = np.random.default_rng(seed)
+    xs = list(rng.random(BO_INITIAL))
+    grid_x = np.linspace(0, 1, 401)
+    steps = []
+    for _ in range(BO_STEPS):
+        x = np.array(xs)
+        y = forrester(x)
+        gp = GaussianProcess().fit(x[:, None], y, rng=np.random.default_rng(seed))
+        mean, std = gp.predict(grid_x[:, None])
+        ei = expected_improvement(mean, std, float(y.min()))
+        nxt = float(grid_x[int(np.argmax(ei))])
+        steps.append({"x": x, "y": y, "mean": mean, "std": std, "ei": ei, "next": nxt})
+        xs.append(nxt)
+    return tuple(steps)
+
+
+def bo_figure(step: int = 0, seed: int = 0) -> Figure:
+    """Return two panels of Bayesian optimisation on Forrester's function at `step` (0 to
+    `BO_STEPS` - 1): above, the function (dashed), the points evaluated so far, the GP's
+    posterior mean and a band of two standard deviations, and the next point; below, the
+    expected improvement over [0, 1], whose maximum is that next point.
+
+    Source: Snoek et al. 2012, Figure 1 (the posterior and the acquisition, step by step);
+    Jones et al. 1998 (expected improvement).
+    """
+    s = _bo_step(step, seed)
+    grid_x = np.linspace(0, 1, 401)
+    fig = Figure(figsize=(8, 5))
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    top.plot(grid_x, forrester(grid_x), "k--", lw=1, label="f (unknown to BO)")
+    top.plot(grid_x, s["mean"], color="tab:blue", label="GP mean")
+    top.fill_between(grid_x, s["mean"] - 2 * s["std"], s["mean"] + 2 * s["std"],
+                     color="tab:blue", alpha=0.2, label="mean ± 2 std")  # fmt: skip
+    top.plot(s["x"][:-1], s["y"][:-1], "ko", ms=5, label="evaluated")
+    top.plot(s["x"][-1:], s["y"][-1:], "o", color="tab:orange", ms=8, mec="k", label="newest")
+    top.axvline(s["next"], color="tab:red", lw=1)
+    top.set_ylim(-12, 18)
+    top.set_ylabel("f(x)")
+    top.set_title(f"step {step}: {len(s['x'])} points, best {s['y'].min():.3f}")
+    top.legend(fontsize=7, loc="upper left", ncol=2)
+    bottom.plot(grid_x, s["ei"], color="tab:green")
+    bottom.axvline(s["next"], color="tab:red", lw=1)
+    bottom.set_ylabel("expected\nimprovement")
+    bottom.set_xlabel("x")
+    fig.tight_layout()
+    return fig
+
+
+def bo_summary(step: int = 0, seed: int = 0) -> str:
+    """Return one sentence on `bo_figure` at `step`: the points, the best so far, the next
+    point and its expected improvement, against the true minimum.
+
+    Source: Snoek et al. 2012, section 2.
+    """
+    s = _bo_step(step, seed)
+    x_min, f_min = FORRESTER_MIN
+    return (
+        f"step {step}: {len(s['x'])} points, best so far f = {s['y'].min():.3f} at x = "
+        f"{s['x'][int(np.argmin(s['y']))]:.3f}; next x = {s['next']:.3f} (expected "
+        f"improvement {s['ei'].max():.3g}); the minimum is {f_min:.3f} at x = {x_min:.3f}."
+    )
+
+
+def bo_explorer(step: int = 0, seed: int = 0) -> Explorer:
+    """Return a widget with a step slider over `bo_figure`, printing `bo_summary`.
+
+    Source: Snoek et al. 2012, Figure 1.
+    """
+    _bo_step(step, seed)
+    controls = {
+        "step": widgets.IntSlider(value=step, min=0, max=BO_STEPS - 1, description="step",
+                                  continuous_update=False),
+    }  # fmt: skip
+
+    def draw(step: int) -> tuple[Figure, str]:
+        return bo_figure(step, seed), bo_summary(step, seed)
+
+    return Explorer(controls, draw)
+
+
+def _bo_step(step: object, seed: object) -> dict:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < BO_STEPS:
+        raise ValueError(f"step must be an int in 0..{BO_STEPS - 1}, got {step!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return _bo_run(seed)[step]

@@ -1237,3 +1237,32 @@ def test_search_explorer_rejects_bad_input(kwargs, name):
     for build in (widgets.search_explorer, widgets.search_figure, widgets.search_summary):
         with pytest.raises(ValueError, match=name):
             build(**kwargs)
+
+
+def test_bo_explorer_steps_through_the_run():
+    explorer = widgets.bo_explorer(step=0, seed=0)
+    assert explorer.state == {"step": 0}
+    assert explorer.text.startswith(f"step 0: {widgets.BO_INITIAL} points")
+    top, bottom = explorer.figure.axes[:2]
+    first_png = shown_png(explorer)
+    explorer.controls["step"].value = 4
+    assert explorer.text.startswith(f"step 4: {widgets.BO_INITIAL + 4} points")
+    assert shown_png(explorer) != first_png
+    # the next point is the maximiser of the expected improvement drawn below
+    ei_line = explorer.figure.axes[1].get_lines()[0]
+    x_next = float(ei_line.get_xdata()[int(np.argmax(ei_line.get_ydata()))])
+    assert f"next x = {x_next:.3f}" in explorer.text
+    # and the points of step 4 are those of step 3 plus step 3's next point
+    step3, step4 = widgets._bo_run(0)[3], widgets._bo_run(0)[4]
+    assert np.allclose(step4["x"], np.append(step3["x"], step3["next"]))
+    assert np.allclose(step4["y"], widgets.forrester(step4["x"]))
+    # after ten steps the best point found lies in the global basin near 0.757
+    last = widgets._bo_run(0)[-1]
+    assert abs(last["x"][int(np.argmin(last["y"]))] - widgets.FORRESTER_MIN[0]) < 0.05
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [({"step": 10}, "step"), ({"seed": -1}, "seed")])
+def test_bo_explorer_rejects_bad_input(kwargs, name):
+    for build in (widgets.bo_explorer, widgets.bo_figure, widgets.bo_summary):
+        with pytest.raises(ValueError, match=name):
+            build(**kwargs)

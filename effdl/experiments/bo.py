@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from effdl._checks import check_in, check_positive_int, check_seeds
+from effdl.hpo.bo import BOSampler
 from effdl.hpo.space import Float
 from effdl.hpo.study import minimize
 
@@ -107,10 +108,10 @@ def run_method(method: str, benchmark: str, n_calls: int = 50, seed: int = 0) ->
     (wall time of the whole run over `n_calls`: the objectives cost microseconds, so this is
     the time each method spends choosing a point)}.
 
-    "kit-bo": `minimize(method="bo")` of `effdl.hpo.bo`; "random": `minimize(method="random")`;
-    "skopt-gp": `skopt.gp_minimize` (GP with a Matern kernel, its default acquisition);
-    "optuna-gp": `optuna.samplers.GPSampler`. The model-based methods start from `N_INITIAL`
-    random points.
+    "kit-bo": `minimize` with `effdl.hpo.bo.BOSampler` (expected improvement); "random":
+    `minimize(method="random")`; "skopt-gp": `skopt.gp_minimize` (a GP with a Matern kernel,
+    its default acquisition); "optuna-gp": `optuna.samplers.GPSampler`. The model-based
+    methods start from `N_INITIAL` random points.
 
     Source: Snoek et al. 2012, section 4.1 (Branin and Hartmann6 as benchmarks).
     """
@@ -226,7 +227,8 @@ def evaluations_needed(rows: Sequence[Mapping[str, Any]], target_regret: float) 
 # --------------------------------------------------------------------------- the runners
 
 
-def _kit(bench: Benchmark, n_calls: int, seed: int, method: str = "bo") -> list[float]:
+def _kit(bench: Benchmark, n_calls: int, seed: int, method: Any = None) -> list[float]:
+    method = BOSampler(n_initial=N_INITIAL) if method is None else method
     study = minimize(
         bench.objective, bench.space, method=method, n_trials=n_calls, seed=seed, verbose=False
     )

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from effdl._checks import check_in, check_non_negative_int, check_positive_int
+from effdl.hpo.bo import BOSampler
 from effdl.hpo.grid import GridSampler
 from effdl.hpo.random_search import RandomSampler
 from effdl.hpo.space import Categorical, Float, Int, Space, check_params, check_space
@@ -36,7 +37,7 @@ JOURNAL_VERSION = 1
 #: The directions a study optimises in.
 DIRECTIONS = ("minimize", "maximize")
 #: The search methods `minimize` knows by name (any object with `.suggest` works too).
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "bo")
 #: The start of the error of a trial asked but never told; `GridSampler` asks such a point again.
 INTERRUPTED = "interrupted"
 
@@ -376,7 +377,8 @@ def minimize(
     objective : params -> float, a module-level function (it pickles for worker processes).
         One that raises, returns NaN or something that is not a number makes its trial FAILED
         with the error kept; the study goes on.
-    method : "grid" (GridSampler()), "random" (RandomSampler()) or any object with `suggest`.
+    method : "grid" (GridSampler()), "random" (RandomSampler()), "bo" (BOSampler(direction=
+        direction): Bayesian optimisation) or any object with `suggest`.
     n_trials, seed, direction, journal : as in `Study`.
     executor, n_workers : with neither, trials run one after another in this process. With
         `n_workers > 1` and no executor, the study runs them on its own process pool
@@ -391,11 +393,11 @@ def minimize(
     Source: Akiba et al. 2019, "Optuna", section 2 (a study run by ask and tell); Python docs,
     "concurrent.futures: Launching parallel tasks" (Executor, wait, BrokenProcessPool); Dask
     documentation, "distributed: Futures", `Client.get_executor` (a concurrent.futures
-    Executor on a cluster).
+    Executor on a cluster); Snoek et al. 2012 (method="bo").
     """
     if not callable(objective):
         raise TypeError(f"objective must be callable, got {type(objective).__name__}")
-    sampler = _sampler_for(method)
+    sampler = _sampler_for(method, direction)
     n_trials = check_positive_int("n_trials", n_trials)
     n_workers = check_positive_int("n_workers", n_workers)
     if executor is not None and not isinstance(executor, cf.Executor):
@@ -588,12 +590,16 @@ def _interrupted_by(stop: BaseException) -> str:
     return f"{INTERRUPTED}: {type(stop).__name__} stopped the study while the trial ran"
 
 
-def _sampler_for(method: Any) -> Any:
+def _sampler_for(method: Any, direction: str) -> Any:
+    # A method named by a string gets a new sampler; "bo" models the objective, so it learns
+    # the study's direction (an unknown direction is refused by BOSampler as by Study).
     if isinstance(method, str):
         if method == "grid":
             return GridSampler()
         if method == "random":
             return RandomSampler()
+        if method == "bo":
+            return BOSampler(direction=direction)
     elif callable(getattr(method, "suggest", None)):
         return method
     raise ValueError(

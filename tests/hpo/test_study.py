@@ -142,8 +142,10 @@ def test_bad_input_is_refused_with_the_argument_named():
         Study(SPACE, direction="max")
     with pytest.raises(ValueError, match="direction must be one of"):
         minimize(bowl, SPACE, direction="down", verbose=False)
-    with pytest.raises(ValueError, match=r"method must be one of \('grid', 'random'\).*'bo'"):
-        minimize(bowl, SPACE, method="bo", verbose=False)
+    with pytest.raises(
+        ValueError, match=r"method must be one of \('grid', 'random', 'bo'\).*'tpe'"
+    ):
+        minimize(bowl, SPACE, method="tpe", verbose=False)
     with pytest.raises(ValueError, match="n_trials must be a positive int, got 0"):
         minimize(bowl, SPACE, n_trials=0, verbose=False)
     with pytest.raises(ValueError, match="n_workers must be a positive int"):
