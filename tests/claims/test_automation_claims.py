@@ -17,3 +17,38 @@ def test_random_vs_grid_carries_the_figure_and_judges_the_share_of_wins():
     assert result.measured["random_median_regret"] < result.measured["grid_median_regret"]
     assert result.verdict == "reproduced"
     assert "3x3 grid against 9 random trials" in result.reason
+
+
+def test_bo_vs_random_counts_wins_and_reports_every_method_and_the_goals(monkeypatch):
+    from effdl.claims import automation
+    from effdl.experiments.bo import BENCHMARKS, METHODS, SEEDS
+
+    select()
+    entry = REGISTRY["bo-vs-random"]
+    assert entry.published == {"bo_wins_share": 0.5} and not entry.quick
+    assert "Snoek" in entry.source and "fewer trials" in entry.statement
+
+    def fake_compare(verbose=True):
+        rows = []
+        for b in BENCHMARKS:
+            for m in METHODS:
+                for s in SEEDS:
+                    # the kit beats random search on every seed but the last on Branin
+                    final = {"kit-bo": 0.01, "random": 0.5, "skopt-gp": 0.02, "optuna-gp": 0.005}[m]
+                    if b == "branin" and m == "kit-bo" and s == SEEDS[-1]:
+                        final = 0.9
+                    regret = [1.0] * 29 + [2 * final] + [final] * 20
+                    spent = {"kit-bo": 0.05, "random": 0.001, "skopt-gp": 0.6, "optuna-gp": 0.1}[m]
+                    rows.append({"benchmark": b, "method": m, "seed": s, "regret": regret,
+                                 "seconds_per_suggestion": spent})  # fmt: skip
+        return rows
+
+    monkeypatch.setattr(automation, "compare", fake_compare)
+    result = run_claim(entry)
+    assert result.measured["bo_wins_share"] == 0.9  # 9 of the 10 runs
+    assert result.verdict == "reproduced"
+    assert result.measured["branin_optuna_gp_regret50"] == 0.005
+    assert result.measured["hartmann6_kit_bo_s_per_suggestion"] == 0.05
+    # the kit's median regret 0.01 is worse than Optuna's 0.005: that goal is not met
+    assert "branin regret not met, branin speed met" in result.reason
+    assert "on 90% of the 10 runs" in result.reason
