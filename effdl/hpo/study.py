@@ -36,8 +36,12 @@ JOURNAL_FORMAT = "effdl-hpo-journal"
 JOURNAL_VERSION = 1
 #: The directions a study optimises in.
 DIRECTIONS = ("minimize", "maximize")
-#: The search methods `minimize` knows by name (any object with `.suggest` works too).
-METHODS = ("grid", "random", "bo")
+#: The search methods `minimize` knows by name (any object with `.suggest` works too): those
+#: that ask a sampler for each trial, objective(params), and the multi-fidelity ones of
+#: `effdl.hpo.hyperband`, objective(params, resource).
+SAMPLER_METHODS = ("grid", "random", "bo")
+MULTI_FIDELITY_METHODS = ("sha", "hyperband")
+METHODS = SAMPLER_METHODS + MULTI_FIDELITY_METHODS
 #: The start of the error of a trial asked but never told; `GridSampler` asks such a point again.
 INTERRUPTED = "interrupted"
 
@@ -354,17 +358,20 @@ class Study:
 
 
 def minimize(
-    objective: Callable[[dict[str, Any]], float],
+    objective: Callable[..., float],
     space: Space,
     *,
     method: str | Any = "random",
-    n_trials: int = 20,
+    n_trials: int | None = None,
     seed: int = 0,
     direction: str = "minimize",
     executor: cf.Executor | None = None,
     n_workers: int = 1,
     journal: str | os.PathLike | None = None,
     verbose: bool = True,
+    max_resource: int | None = None,
+    min_resource: int = 1,
+    eta: int = 3,
 ) -> Study:
     """Return the study of a search for the best `objective(params)` over `space`.
 
@@ -376,10 +383,16 @@ def minimize(
     ----------
     objective : params -> float, a module-level function (it pickles for worker processes).
         One that raises, returns NaN or something that is not a number makes its trial FAILED
-        with the error kept; the study goes on.
+        with the error kept; the study goes on. For "sha" and "hyperband" it is
+        (params, resource) -> float instead: the value after `resource` units (epochs).
     method : "grid" (GridSampler()), "random" (RandomSampler()), "bo" (BOSampler(direction=
-        direction): Bayesian optimisation) or any object with `suggest`.
-    n_trials, seed, direction, journal : as in `Study`.
+        direction): Bayesian optimisation) or any object with `suggest`; or "sha"
+        (`successive_halving` with n = n_trials, r_min = min_resource, r_max = max_resource)
+        or "hyperband" (`hyperband`; the brackets set the number of trials, so n_trials must
+        be None). These two run in this process (no executor, n_workers=1) and start a new
+        study (a journal that already holds trials is refused: they do not resume).
+    n_trials : the number of finished trials; None: 20, or eta**k for "sha".
+    seed, direction, journal : as in `Study`.
     executor, n_workers : with neither, trials run one after another in this process. With
         `n_workers > 1` and no executor, the study runs them on its own process pool
         (spawned), replaces the pool if a worker dies, and runs the trials that were in flight
@@ -389,16 +402,43 @@ def minimize(
         that raises (a Dask worker lost) fails its trial, and a broken caller's pool fails the
         trials in flight on it and raises RuntimeError.
     verbose : a `tqdm.auto` progress bar over finished trials.
+    max_resource, min_resource, eta : for "sha" and "hyperband" only, as in
+        `effdl.hpo.hyperband`.
 
     Source: Akiba et al. 2019, "Optuna", section 2 (a study run by ask and tell); Python docs,
     "concurrent.futures: Launching parallel tasks" (Executor, wait, BrokenProcessPool); Dask
     documentation, "distributed: Futures", `Client.get_executor` (a concurrent.futures
-    Executor on a cluster); Snoek et al. 2012 (method="bo").
+    Executor on a cluster); Snoek et al. 2012 (method="bo"); Li et al. 2018, "Hyperband",
+    JMLR (method="sha" and "hyperband").
     """
     if not callable(objective):
         raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    if isinstance(method, str) and method in MULTI_FIDELITY_METHODS:
+        # Here, not at the top: effdl.hpo.hyperband builds on this module.
+        from effdl.hpo.hyperband import _minimize_multi_fidelity
+
+        return _minimize_multi_fidelity(
+            objective,
+            space,
+            method=method,
+            n_trials=n_trials,
+            seed=seed,
+            direction=direction,
+            executor=executor,
+            n_workers=n_workers,
+            journal=journal,
+            verbose=verbose,
+            max_resource=max_resource,
+            min_resource=min_resource,
+            eta=eta,
+        )
     sampler = _sampler_for(method, direction)
-    n_trials = check_positive_int("n_trials", n_trials)
+    if max_resource is not None:
+        raise ValueError(
+            f"max_resource is for method 'sha' or 'hyperband', got max_resource={max_resource!r} "
+            f"with method={method!r}"
+        )
+    n_trials = check_positive_int("n_trials", 20 if n_trials is None else n_trials)
     n_workers = check_positive_int("n_workers", n_workers)
     if executor is not None and not isinstance(executor, cf.Executor):
         raise TypeError(
@@ -603,8 +643,9 @@ def _sampler_for(method: Any, direction: str) -> Any:
     elif callable(getattr(method, "suggest", None)):
         return method
     raise ValueError(
-        f"method must be one of {METHODS} or an object with a suggest(space, trials, rng) "
-        f"method, got {method!r}"
+        f"method must be one of {SAMPLER_METHODS} (objective(params)) or "
+        f"{MULTI_FIDELITY_METHODS} (objective(params, resource)), or an object with a "
+        f"suggest(space, trials, rng) method, got {method!r}"
     )
 
 
