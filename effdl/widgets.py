@@ -27,6 +27,8 @@ nbval, HTML renderings and repository viewers can show.
   dimension matters and the seed, over a grid and random search of the same size on the square.
 - lesson 10: `bo_explorer` / `bo_figure`: a step slider over Bayesian optimisation of a
   one-dimensional function, showing the GP's posterior and the expected improvement.
+- lesson 11: `hyperband_explorer` / `hyperband_figure`: R, eta and the bracket over Hyperband's
+  rungs and the learning curves it stops, on the shipped table of mnist1d curves.
 
 The explorers write their output by setting `Output.outputs` (a PNG and the text), so the same
 code runs in a kernel, in a browser and in a test without one.
@@ -51,11 +53,13 @@ from matplotlib.patches import Patch, Rectangle
 from torch import nn
 
 from effdl._checks import check_in
+from effdl.experiments.early_stopping import table_objective, table_space
 from effdl.experiments.pruning import break_even_sparsity, max_sparsity_within
 from effdl.experiments.quantization import error_histogram
 from effdl.experiments.search import grid_space, low_effective_dimension, search_space
 from effdl.hpo.bo import GaussianProcess, expected_improvement
 from effdl.hpo.grid import grid
+from effdl.hpo.hyperband import brackets, resource_spent, successive_halving
 from effdl.hpo.random_search import random_search
 from effdl.learn.distill import soft_targets
 from effdl.learn.dsd import DSD_SPARSITY, PHASES
@@ -1891,3 +1895,142 @@ def _bo_step(step: object, seed: object) -> dict:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     return _bo_run(seed)[step]
+
+
+# --------------------------------------------------------------------------- lesson 11
+
+#: The (max resource, eta) pairs of the Hyperband explorer: each R a power of its eta, so every
+#: rung trains a whole number of epochs of the shipped learning curves (27 at most).
+HYPERBAND_SETTINGS = ((27, 3), (9, 3), (16, 2), (8, 2))
+
+
+def hyperband_figure(
+    table: Mapping[str, Any], max_resource: int = 27, eta: int = 3, bracket: int = 0, seed: int = 0
+) -> Figure:
+    """Return two panels for one bracket of Hyperband on a table of learning curves: left, every
+    bracket's rungs (n_i configurations at r_i epochs) as rows of boxes, the chosen one
+    outlined; right, that bracket's successive halving on the table (configurations drawn with
+    `seed`): each configuration's curve up to the epochs it was given, the ones stopped early in
+    grey, the survivors in colour, a dotted line at every rung.
+
+    Source: Li et al. 2018, "Hyperband", JMLR 18, Algorithm 1 and Table 1.
+    """
+    run = _hyperband_run(table, max_resource, eta, bracket, seed)
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2, width_ratios=(1, 1.6))
+    for row, rungs in enumerate(run["brackets"]):
+        for col, (n, r) in enumerate(rungs):
+            chosen = row == bracket
+            left.add_patch(
+                Rectangle(
+                    (col, row),
+                    0.94,
+                    0.9,
+                    facecolor="#c6dbef" if chosen else "0.93",
+                    edgecolor="k" if chosen else "0.7",
+                )  # fmt: skip
+            )
+            left.text(col + 0.47, row + 0.45, f"{n} x {r}", ha="center", va="center", fontsize=8)
+    depth = max(len(rungs) for rungs in run["brackets"])
+    left.set_xlim(0, depth)
+    left.set_ylim(len(run["brackets"]), 0)
+    left.set_yticks([i + 0.45 for i in range(len(run["brackets"]))],
+                    labels=[f"s = {len(b) - 1}" for b in run["brackets"]])  # fmt: skip
+    left.set_xticks([i + 0.47 for i in range(depth)], labels=[f"rung {i}" for i in range(depth)])
+    left.set_title(f"R = {max_resource}, eta = {eta}: n configurations x r epochs", fontsize=9)
+    for curve, given, survived in run["curves"]:
+        epochs = np.arange(1, given + 1)
+        if survived:
+            right.plot(epochs, curve[:given], lw=1.5)
+        else:
+            right.plot(epochs, curve[:given], color="0.7", lw=0.8)
+    for _, r in run["brackets"][bracket]:
+        right.axvline(r, color="k", ls=":", lw=0.8)
+    right.set_xscale("log", base=eta)
+    right.set_xlabel("epochs (log scale)")
+    right.set_ylabel("validation error (%)")
+    right.set_title(
+        f"bracket s = {len(run['brackets'][bracket]) - 1}: {run['spent']} epochs, "
+        f"best {run['best']:.1f}%",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def hyperband_summary(
+    table: Mapping[str, Any], max_resource: int = 27, eta: int = 3, bracket: int = 0, seed: int = 0
+) -> str:
+    """Return one sentence on `hyperband_figure`'s bracket: its rungs, the epochs it spent
+    against training its configurations to the end, and the best error it found.
+
+    Source: Li et al. 2018, section 3.
+    """
+    run = _hyperband_run(table, max_resource, eta, bracket, seed)
+    rungs = run["brackets"][bracket]
+    path = " -> ".join(f"{n} at {r}" for n, r in rungs)
+    full = rungs[0][0] * max_resource
+    return (
+        f"R = {max_resource}, eta = {eta}, bracket s = {len(rungs) - 1}: {path} epochs; it "
+        f"spent {run['spent']} epochs, against {full} to train all {rungs[0][0]} to "
+        f"{max_resource}; best validation error {run['best']:.1f}%."
+    )
+
+
+def hyperband_explorer(
+    table: Mapping[str, Any], max_resource: int = 27, eta: int = 3, bracket: int = 0, seed: int = 0
+) -> Explorer:
+    """Return a widget with the (R, eta) setting and the bracket over `hyperband_figure`,
+    printing `hyperband_summary`.
+
+    Source: Li et al. 2018, Algorithm 1.
+    """
+    _hyperband_run(table, max_resource, eta, bracket, seed)
+    controls = {
+        "setting": widgets.Dropdown(
+            options=[(f"R = {r}, eta = {e}", (r, e)) for r, e in HYPERBAND_SETTINGS],
+            value=(max_resource, eta), description="setting",
+        ),
+        "bracket": widgets.IntSlider(value=bracket, min=0, max=3, description="bracket",
+                                     continuous_update=False),
+    }  # fmt: skip
+
+    def draw(setting: tuple[int, int], bracket: int) -> tuple[Figure, str]:
+        r, e = setting
+        bracket = min(bracket, len(brackets(r, e)) - 1)
+        return (
+            hyperband_figure(table, r, e, bracket, seed),
+            hyperband_summary(table, r, e, bracket, seed),
+        )
+
+    return Explorer(controls, draw)
+
+
+def _hyperband_run(table, max_resource, eta, bracket, seed) -> dict[str, Any]:
+    if (max_resource, eta) not in HYPERBAND_SETTINGS:
+        raise ValueError(
+            f"(max_resource, eta) must be one of {HYPERBAND_SETTINGS}, got {(max_resource, eta)!r}"
+        )
+    all_brackets = brackets(max_resource, eta)
+    if isinstance(bracket, bool) or not isinstance(bracket, int):
+        raise ValueError(f"bracket must be an int, got {bracket!r}")
+    if not 0 <= bracket < len(all_brackets):
+        raise ValueError(f"bracket must lie in 0..{len(all_brackets) - 1}, got {bracket!r}")
+    if not isinstance(table, Mapping) or not table.get("configs"):
+        raise ValueError("table must be a learning-curve table with configs (load_curves())")
+    rungs = all_brackets[bracket]
+    study = successive_halving(
+        table_objective(table), table_space(table), n=rungs[0][0], r_min=rungs[0][1],
+        r_max=max_resource, eta=eta, seed=seed, verbose=False,
+    )  # fmt: skip
+    curves = [
+        (table["configs"][t.params["config"]]["curve"], max(t.intermediate, default=0),
+         t.state == "complete")
+        for t in study.trials
+    ]  # fmt: skip
+    return {
+        "brackets": all_brackets,
+        "curves": curves,
+        "spent": resource_spent(study),
+        "best": study.best_value,
+    }

@@ -1266,3 +1266,47 @@ def test_bo_explorer_rejects_bad_input(kwargs, name):
     for build in (widgets.bo_explorer, widgets.bo_figure, widgets.bo_summary):
         with pytest.raises(ValueError, match=name):
             build(**kwargs)
+
+
+def _curves(n=81, epochs=27):
+    g = np.random.default_rng(0)
+    t = np.arange(1, epochs + 1)
+    return {
+        "epochs": epochs,
+        "configs": [
+            {"params": {}, "curve": (f + (80 - f) * np.exp(-s * t)).tolist()}
+            for f, s in zip(g.uniform(5, 60, n), g.uniform(0.05, 0.6, n), strict=True)
+        ],
+    }
+
+
+def test_hyperband_explorer_follows_the_setting_and_the_bracket():
+    table = _curves()
+    explorer = widgets.hyperband_explorer(table, 27, 3, bracket=0)
+    assert explorer.state == {"setting": (27, 3), "bracket": 0}
+    assert explorer.text.startswith("R = 27, eta = 3, bracket s = 3: 27 at 1 -> 9 at 3 -> 3 at 9")
+    # every configuration is drawn up to the epochs it was given: 18 stopped after 1 epoch,
+    # 6 after 3, 2 after 9, one trained to 27 (the rung lines are dotted)
+    curves_ax = explorer.figure.axes[1]
+    lengths = [len(ln.get_xdata()) for ln in curves_ax.get_lines() if ln.get_linestyle() == "-"]
+    assert sorted(lengths) == [1] * 18 + [3] * 6 + [9] * 2 + [27]
+    spent = 27 * 1 + 9 * (3 - 1) + 3 * (9 - 3) + 1 * (27 - 9)
+    assert f"it spent {spent} epochs, against {27 * 27}" in explorer.text
+    first_png = shown_png(explorer)
+    explorer.controls["bracket"].value = 3
+    assert explorer.text.startswith("R = 27, eta = 3, bracket s = 0: 4 at 27 epochs")
+    assert shown_png(explorer) != first_png
+    explorer.controls["setting"].value = (8, 2)
+    assert explorer.text.startswith("R = 8, eta = 2, bracket s = 0:")
+    explorer.controls["bracket"].value = 0
+    assert explorer.text.startswith("R = 8, eta = 2, bracket s = 3: 8 at 1 -> 4 at 2")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"max_resource": 10}, "max_resource"), ({"bracket": 7}, "bracket")],
+)
+def test_hyperband_explorer_rejects_bad_input(kwargs, name):
+    for build in (widgets.hyperband_explorer, widgets.hyperband_figure, widgets.hyperband_summary):
+        with pytest.raises(ValueError, match=name):
+            build(_curves(), **kwargs)

@@ -23,7 +23,7 @@ from effdl.hpo.random_search import best_of, random_search
 from effdl.hpo.space import Categorical, Float, Int, check_params
 from effdl.measure import torch_threads
 from effdl.models.baselines import ConvNet1d
-from effdl.train import evaluate, fit
+from effdl.train import fit
 
 #: The exercise's setting: 4 dimensions in [0, 1], of which the first matters; the grid takes
 #: 2 values per dimension (the centres of the two halves, 0.25 and 0.75), 2^4 = 16 trials, and
@@ -153,21 +153,19 @@ def grid_vs_random_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def mnist1d_cnn_error(
+def learning_curve(
     params: Mapping[str, Any], *, epochs: int = CNN_EPOCHS, seed: int = 0
-) -> float:
+) -> list[float]:
     """Return the validation error (%) of the mnist1d CNN with `params` ("lr", "weight_decay",
-    "channels" of `CNN_SPACE`) after `epochs` epochs of SGD with momentum 0.9 at batch 100,
-    from weights and batches fixed by `seed`, on one torch thread. A run that diverges scores
-    90% (chance). This is the objective a study minimises; it is a module-level function so that
-    worker processes can receive it.
+    "channels" of `CNN_SPACE`) after each of `epochs` epochs of SGD with momentum 0.9 at batch
+    100, from weights and batches fixed by `seed`, on one torch thread. A run that diverges
+    scores 90% (chance) from then on.
 
     Source: Greydanus 2020 (mnist1d and its CNN); the kit's `effdl.train.fit`.
     """
     params = check_params(CNN_SPACE, params)
     epochs = check_positive_int("epochs", epochs)
-    splits = load_mnist1d(seed=0)
-    train, val, _ = splits.loaders(batch_size=100, seed=seed)
+    train, val, _ = load_mnist1d(seed=0).loaders(batch_size=100, seed=seed)
     with torch_threads(1), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ConvNet1d(channels=params["channels"])
@@ -177,7 +175,20 @@ def mnist1d_cnn_error(
             momentum=0.9,
             weight_decay=params["weight_decay"],
         )
-        fit(model, train, epochs=epochs, optimizer=optimizer, seed=seed, verbose=False)
-        accuracy = evaluate(model, val)["accuracy"]
-    error = 100 * (1 - accuracy)
-    return error if np.isfinite(error) else 90.0
+        history = fit(
+            model, train, val, epochs=epochs, optimizer=optimizer, seed=seed, verbose=False
+        )
+    errors = [100 * (1 - a) for a in history["val_acc"]]
+    return [e if np.isfinite(e) else 90.0 for e in errors]
+
+
+def mnist1d_cnn_error(
+    params: Mapping[str, Any], *, epochs: int = CNN_EPOCHS, seed: int = 0
+) -> float:
+    """Return the validation error (%) of the mnist1d CNN with `params` after `epochs` epochs:
+    the last point of `learning_curve`. This is the objective a study minimises; it is a
+    module-level function so that worker processes can receive it.
+
+    Source: Greydanus 2020 (mnist1d and its CNN); the kit's `effdl.train.fit`.
+    """
+    return learning_curve(params, epochs=epochs, seed=seed)[-1]
