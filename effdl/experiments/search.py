@@ -153,6 +153,26 @@ def grid_vs_random_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def build_cnn(params: Mapping[str, Any], seed: int = 0) -> tuple[ConvNet1d, torch.optim.SGD]:
+    """Return the mnist1d CNN with `params["channels"]` channels, initialised from `seed`
+    without touching the global generator, and its SGD optimizer (momentum 0.9, `params["lr"]`
+    and `params["weight_decay"]` of `CNN_SPACE`).
+
+    Source: Greydanus 2020 (mnist1d and its CNN).
+    """
+    params = check_params(CNN_SPACE, params)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ConvNet1d(channels=params["channels"])
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=params["lr"],
+        momentum=0.9,
+        weight_decay=params["weight_decay"],
+    )
+    return model, optimizer
+
+
 def learning_curve(
     params: Mapping[str, Any], *, epochs: int = CNN_EPOCHS, seed: int = 0
 ) -> list[float]:
@@ -166,15 +186,8 @@ def learning_curve(
     params = check_params(CNN_SPACE, params)
     epochs = check_positive_int("epochs", epochs)
     train, val, _ = load_mnist1d(seed=0).loaders(batch_size=100, seed=seed)
-    with torch_threads(1), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ConvNet1d(channels=params["channels"])
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=params["lr"],
-            momentum=0.9,
-            weight_decay=params["weight_decay"],
-        )
+    model, optimizer = build_cnn(params, seed)
+    with torch_threads(1):
         history = fit(
             model, train, val, epochs=epochs, optimizer=optimizer, seed=seed, verbose=False
         )

@@ -13,18 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from effdl._checks import check_positive_int
 from effdl.data import load_mnist1d
-from effdl.experiments.search import CNN_SPACE
+from effdl.experiments.search import CNN_SPACE, build_cnn
 from effdl.hpo.bo import BOSampler
-from effdl.hpo.hyperband import hyperband
+from effdl.hpo.hyperband import hyperband, resource_spent
 from effdl.hpo.space import check_params
 from effdl.hpo.study import minimize
 from effdl.measure import torch_threads
-from effdl.models.baselines import ConvNet1d
 from effdl.train import evaluate, fit
 
 #: The methods `side_by_side` runs, each at the same budget of epochs.
@@ -65,15 +63,7 @@ class ResumableCNN:
         return run["curve"][epochs - 1]
 
     def _start(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = ConvNet1d(channels=params["channels"])
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=params["lr"],
-            momentum=0.9,
-            weight_decay=params["weight_decay"],
-        )
+        model, optimizer = build_cnn(params, self.seed)
         loaders = self._splits.loaders(batch_size=100, seed=self.seed)
         return {"model": model, "optimizer": optimizer, "loaders": loaders, "curve": []}
 
@@ -127,18 +117,11 @@ def side_by_side(
 
 
 def _hyperband_budget(max_epochs: int, seed: int) -> int:
-    # The epochs one Hyperband run trains, counted by running it on a free objective (the
-    # brackets fix the rungs, so the budget does not depend on the values).
-    counter = {"epochs": 0, "seen": {}}
-
-    def free(params: Mapping[str, Any], epochs: int) -> float:
-        key = tuple(sorted(params.items()))
-        counter["epochs"] += epochs - counter["seen"].get(key, 0)
-        counter["seen"][key] = epochs
-        return float(hash(key) % 1000)
-
-    hyperband(free, CNN_SPACE, max_resource=max_epochs, seed=seed, verbose=False)
-    return counter["epochs"]
+    # The epochs one Hyperband run trains: its brackets fix the rungs, so the budget does not
+    # depend on the values, and a run on a constant objective counts it for free.
+    study = hyperband(lambda params, epochs: 0.0, CNN_SPACE, max_resource=max_epochs,
+                      seed=seed, verbose=False)  # fmt: skip
+    return int(resource_spent(study))
 
 
 def _kit_full(sampler: Any):
